@@ -1,0 +1,70 @@
+# Every target installs what it needs into .venv (pinned by requirements/*.txt and
+# requirements/constraints.txt) from a fresh clone; no step downloads anything but packages.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+CHECKOV_VENV ?= .venv-checkov
+
+# Embedded defaults: the offline model pack beside the checkout, when it is there. Anything set in
+# the environment wins; with neither, insightface downloads buffalo_l into ~/.insightface as usual.
+SHARED_MODEL_ROOT := $(abspath ../shared/models/insightface)
+ifneq ($(wildcard $(SHARED_MODEL_ROOT)/models/offline_sc),)
+MODEL_ROOT ?= $(SHARED_MODEL_ROOT)
+MODEL_PACK ?= offline_sc
+export MODEL_ROOT MODEL_PACK
+endif
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: help venv run serve test lint format checkov-venv clean lock
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements/*.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -c requirements/constraints.txt -r requirements/dev.txt
+	$(PIP) install --no-deps -r requirements/insightface.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv with everything pinned
+
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip --disable-pip-version-check install -r requirements/checkov.txt
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed ## Create .venv-checkov (checkov clashes with python-hcl2)
+
+run: serve ## Run the main job on embedded defaults
+
+serve: venv ## Start the face-embedding API on $(HOST):$(PORT) (CPU, local storage, embedded index)
+	$(PY) -m gpu_app serve --host $(HOST) --port $(PORT)
+
+lint: venv ## ruff (lint + format check)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: venv checkov-venv lint ## The whole test suite (lint, unit, integration, end-to-end)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean: ## Remove virtual environments, build output and local state
+	rm -rf $(VENV) $(CHECKOV_VENV) build data .pytest_cache .ruff_cache
+
+lock: ## Re-resolve requirements/constraints.txt from requirements/dev.txt in a scratch venv
+	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/pip --disable-pip-version-check install -r requirements/dev.txt
+	{ echo "# Full pin set for every install (pip -c). Regenerate with: make lock"; \
+	  build/lock-venv/bin/pip freeze --exclude-editable; } > requirements/constraints.txt
+	rm -rf build/lock-venv
