@@ -1,0 +1,94 @@
+"""Settings from the environment (pydantic-settings), accepting the seed's variable names."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Cosine similarity above which two faces are taken as the same person, per model pack.
+# offline_sc (MobileFace V3, 256-d): different people reach 0.53 on the sample set, the same person
+# stays above 0.75 (shared/models/.../PROVENANCE.md). buffalo_*: Immich's max distance 0.5.
+DEFAULT_MATCH_THRESHOLDS: dict[str, float] = {
+    "offline_sc": 0.6,
+    "buffalo_l": 0.5,
+    "buffalo_m": 0.5,
+    "buffalo_s": 0.5,
+    "buffalo_sc": 0.5,
+    "antelopev2": 0.5,
+}
+FALLBACK_MATCH_THRESHOLD = 0.5
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    # --- HTTP ---------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `serve` binds")
+    port: int = Field(8000, ge=1, le=65535)
+    api_key: SecretStr | None = Field(
+        None, description="Required X-API-Key for every route but /health, /metrics"
+    )
+    api_key_ssm_parameter: str | None = Field(
+        None, description="SSM SecureString (or Secrets Manager secret) holding API_KEY"
+    )
+
+    # --- model ---------------------------------------------------------------------------------
+    model_root: str = Field("~/.insightface", description="InsightFace model root (holds models/<pack>)")
+    model_pack: str = Field("buffalo_l", description="Model pack name under <root>/models")
+    models_s3_uri: str | None = Field(
+        None, description="s3://bucket/prefix to sync model packs from at start"
+    )
+    det_size: int = Field(640, ge=160, le=2048, description="SCRFD input size (square)")
+    det_threshold: float = Field(0.5, gt=0, lt=1)
+    execution_provider: Literal["auto", "cuda", "cpu"] = "auto"
+    require_gpu: bool = Field(False, description="Refuse to become ready without CUDA applied")
+    rec_batch_size: int = Field(64, ge=1, le=1024, description="Faces per recognition model call")
+    intra_op_threads: int = Field(0, ge=0, description="onnxruntime threads per session (0 = cores)")
+    match_threshold: float | None = Field(
+        None, ge=-1, le=1, description="Cosine similarity for a match (default per model pack)"
+    )
+
+    # --- image input ---------------------------------------------------------------------------
+    max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1)
+    max_files_per_request: int = Field(100, ge=1)
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb guard")
+    min_image_side: int = Field(16, ge=1)
+
+    # --- storage -------------------------------------------------------------------------------
+    storage_backend: Literal["local", "s3"] = "local"
+    local_storage_dir: Path = Path("data/images")
+    s3_bucket_name: str | None = None
+    s3_upload_path: str = "upload_with_embed"
+    aws_region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    storage_retries: int = Field(5, ge=0, description="Retries (with backoff) of a storage write")
+
+    # --- vector index --------------------------------------------------------------------------
+    vector_index: Literal["embedded", "elasticsearch"] = "embedded"
+    index_dir: Path = Path("data/index")
+    index_name: str = "face_embeddings"
+    es_hosts: str | None = Field(None, validation_alias=AliasChoices("ES_HOSTS", "ES_HOSTS1"))
+
+    # --- background work -----------------------------------------------------------------------
+    job_workers: int = Field(2, ge=1, description="Async upload jobs processed at once")
+    job_queue_size: int = Field(16, ge=1, description="Async jobs waiting; beyond it the API answers 429")
+    job_spool_dir: Path = Path("data/spool")
+    auto_shutdown_idle_time: int = Field(3600, ge=0, description="Idle seconds before the stopper acts")
+
+    @field_validator("s3_upload_path")
+    @classmethod
+    def _strip_slashes(cls, value: str) -> str:
+        return value.strip("/")
+
+    @cached_property
+    def model_root_path(self) -> Path:
+        return Path(self.model_root).expanduser()
+
+    @property
+    def effective_match_threshold(self) -> float:
+        if self.match_threshold is not None:
+            return self.match_threshold
+        return DEFAULT_MATCH_THRESHOLDS.get(self.model_pack, FALLBACK_MATCH_THRESHOLD)

@@ -1,0 +1,48 @@
+"""FastAPI dependencies: the runtime, a ready service, and the API key check."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
+
+from gpu_app.runtime import Runtime
+from gpu_app.service import FaceService
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def get_service(runtime: Annotated[Runtime, Depends(get_runtime)]) -> FaceService:
+    reasons = runtime.not_ready_reasons()
+    if reasons or runtime.service is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="; ".join(reasons) or "not ready",
+            headers={"Retry-After": "5"},
+        )
+    return runtime.service
+
+
+def require_api_key(
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    supplied: Annotated[str | None, Security(_api_key_header)] = None,
+) -> None:
+    expected = runtime.api_key
+    if expected is None:
+        return
+    if supplied is None or not hmac.compare_digest(supplied.encode(), expected.encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="missing or wrong X-API-Key header",
+            headers={"WWW-Authenticate": "APIKey"},
+        )
+
+
+ServiceDep = Annotated[FaceService, Depends(get_service)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -1,0 +1,166 @@
+"""InsightFace (SCRFD detection + ArcFace-style recognition) on onnxruntime, CUDA when present.
+
+`FaceAnalysis.get` runs the recogniser once per face; here detection runs per image and recognition
+once per batch of aligned crops across all images of a call, which is what makes a GPU worth it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpu_app.engine.base import DetectedFace, EngineError, EngineInfo
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def select_providers(preference: str, available: Sequence[str]) -> list[str]:
+    """Providers to request: CUDA then CPU when CUDA is available (or demanded), else CPU."""
+    if preference == "cpu":
+        return [CPU]
+    if CUDA in available:
+        return [CUDA, CPU]
+    if preference == "cuda":
+        raise EngineError(
+            "EXECUTION_PROVIDER=cuda but this onnxruntime has no CUDA provider "
+            f"(available: {', '.join(available)}); install onnxruntime-gpu instead of onnxruntime"
+        )
+    return [CPU]
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+class InsightFaceEngine:
+    """Loads a model pack once; `analyze` is thread-safe (one inference at a time per session)."""
+
+    def __init__(
+        self,
+        *,
+        model_root: Path,
+        model_pack: str,
+        det_size: int = 640,
+        det_threshold: float = 0.5,
+        provider_preference: str = "auto",
+        rec_batch_size: int = 64,
+        intra_op_threads: int = 0,
+    ) -> None:
+        import onnxruntime as ort
+        from insightface.app import FaceAnalysis
+
+        requested = select_providers(provider_preference, ort.get_available_providers())
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            analysis = FaceAnalysis(
+                name=model_pack,
+                root=str(model_root),
+                providers=requested,
+                sess_options=options,
+                allowed_modules=["detection", "recognition"],
+            )
+            analysis.prepare(
+                ctx_id=0 if CUDA in requested else -1,
+                det_thresh=det_threshold,
+                det_size=(det_size, det_size),
+            )
+        except (OSError, RuntimeError, AssertionError, ValueError) as exc:
+            raise EngineError(
+                f"could not load model pack {model_pack!r} from {model_root}/models/{model_pack}: {exc}. "
+                "Set MODEL_ROOT and MODEL_PACK to an existing pack (offline), or allow the download."
+            ) from exc
+        if "recognition" not in analysis.models:
+            raise EngineError(f"model pack {model_pack!r} has no recognition model")
+        self._detector: Any = analysis.det_model
+        self._recognizer: Any = analysis.models["recognition"]
+        self._batch_size = rec_batch_size
+        self._lock = threading.Lock()
+        dim = (
+            int(self._recognizer.output_shape[-1])
+            if isinstance(self._recognizer.output_shape[-1], int)
+            else 0
+        )
+        if dim <= 0:  # dynamic output dimension: ask the model once
+            probe = np.zeros((1, *self._recognizer.input_size[::-1], 3), dtype=np.uint8)
+            dim = int(self._recognizer.get_feat([probe[0]]).shape[-1])
+        self.info = EngineInfo(
+            model_pack=model_pack,
+            embedding_dim=dim,
+            det_size=(det_size, det_size),
+            requested_providers=requested,
+            applied_providers={
+                "detection": list(self._detector.session.get_providers()),
+                "recognition": list(self._recognizer.session.get_providers()),
+            },
+        )
+        log.info(
+            "model pack %s loaded: dim=%d det_size=%d providers=%s",
+            model_pack,
+            dim,
+            det_size,
+            self.info.applied_providers,
+        )
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (N, 5: x1 y1 x2 y2 score) and landmarks (N, 5, 2) of one BGR image."""
+        with self._lock:
+            boxes, landmarks = self._detector.detect(image)
+        if landmarks is None:
+            raise EngineError("the detector of this pack returns no landmarks; alignment needs them")
+        return boxes, landmarks
+
+    def embed_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """L2-normalised embeddings of aligned crops, `rec_batch_size` crops per model call."""
+        if not crops:
+            return np.empty((0, self.info.embedding_dim), dtype=np.float32)
+        parts = []
+        with self._lock:
+            for start in range(0, len(crops), self._batch_size):
+                parts.append(self._recognizer.get_feat(list(crops[start : start + self._batch_size])))
+        return l2_normalise(np.concatenate(parts, axis=0).astype(np.float32, copy=False))
+
+    def align(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        from insightface.utils import face_align
+
+        with warnings.catch_warnings():
+            # scikit-image 0.26 deprecates the SimilarityTransform.estimate call insightface makes.
+            warnings.simplefilter("ignore", FutureWarning)
+            return face_align.norm_crop(image, landmark=landmarks, image_size=self._recognizer.input_size[0])
+
+    def analyze(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+        detections = [self.detect(image) for image in images]
+        crops = [
+            self.align(image, points)
+            for image, (_, landmarks) in zip(images, detections, strict=True)
+            for points in landmarks
+        ]
+        embeddings = self.embed_crops(crops)
+        results: list[list[DetectedFace]] = []
+        offset = 0
+        for boxes, landmarks in detections:
+            faces = [
+                DetectedFace(
+                    bbox=tuple(float(v) for v in box[:4]),  # type: ignore[arg-type]
+                    landmarks=tuple((float(x), float(y)) for x, y in points),
+                    det_score=float(box[4]),
+                    embedding=embeddings[offset + i],
+                )
+                for i, (box, points) in enumerate(zip(boxes, landmarks, strict=True))
+            ]
+            offset += len(faces)
+            results.append(faces)
+        return results

@@ -1,0 +1,369 @@
+"""The embedded vector index: SQLite (standard library) is the durable record, FAISS the search cache.
+
+The FAISS file is only a cache: it is rebuilt from SQLite whenever it is missing or its generation
+differs from the database's (a crash before it was saved, or another process that wrote since).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpu_app.index.base import (
+    FaceRecord,
+    IndexHealth,
+    IndexMismatchError,
+    IndexUnavailableError,
+    SearchFilters,
+    SearchHit,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS faces (
+    id          INTEGER PRIMARY KEY,
+    face_id     TEXT NOT NULL UNIQUE,
+    image_id    TEXT NOT NULL,
+    storage_key TEXT NOT NULL,
+    model_pack  TEXT NOT NULL,
+    collection  TEXT NOT NULL,
+    det_score   REAL NOT NULL,
+    bbox        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    embedding   BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faces_image ON faces (image_id);
+CREATE INDEX IF NOT EXISTS faces_collection ON faces (collection);
+"""
+_COLUMNS = (
+    "id, face_id, image_id, storage_key, model_pack, collection, det_score, bbox, created_at, embedding"
+)
+
+
+class EmbeddedIndex:
+    backend = "embedded"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._db_path = directory / "faces.sqlite3"
+        self._faiss_path = directory / "faces.faiss"
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        self._faiss: Any = None
+        self._generation = -1  # generation of the database the FAISS cache reflects
+        self.dim = 0
+        self.model_pack = ""
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def open(self, embedding_dim: int, model_pack: str) -> None:
+        with self._lock:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._db_path, check_same_thread=False, isolation_level=None, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
+                if not stored:
+                    db.executemany(
+                        "INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [("dim", str(embedding_dim)), ("model_pack", model_pack), ("generation", "0")],
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                db.close()
+                raise
+            if stored and (int(stored["dim"]) != embedding_dim or stored["model_pack"] != model_pack):
+                db.close()
+                raise IndexMismatchError(
+                    f"index at {self.directory} holds {stored['dim']}-d vectors of model pack "
+                    f"{stored['model_pack']!r}, not {embedding_dim}-d {model_pack!r}: use another INDEX_DIR "
+                    "or rebuild it with `python -m gpu_app reindex`"
+                )
+            self._db, self.dim, self.model_pack = db, embedding_dim, model_pack
+            self._load_or_rebuild_faiss()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is None:
+                return
+            self.flush()
+            self._db.close()
+            self._db = None
+            self._faiss = None
+
+    def flush(self) -> None:
+        """Save the FAISS cache with the generation it reflects, so the next start skips a rebuild."""
+        import faiss
+
+        with self._lock:
+            if self._faiss is None:
+                return
+            tmp = self._faiss_path.with_suffix(".faiss.tmp")
+            faiss.write_index(self._faiss, str(tmp))
+            tmp.replace(self._faiss_path)
+            self._faiss_path.with_suffix(".json").write_text(json.dumps({"generation": self._generation}))
+
+    # --- writes ----------------------------------------------------------------------------
+    def add(self, records: Sequence[FaceRecord]) -> None:
+        if not records:
+            return
+        for record in records:
+            self._check_record(record)
+        rows = [
+            (
+                r.face_id,
+                r.image_id,
+                r.storage_key,
+                r.model_pack,
+                r.collection,
+                float(r.det_score),
+                json.dumps([float(v) for v in r.bbox]),
+                r.created_at,
+                np.ascontiguousarray(r.embedding, dtype=np.float32).tobytes(),
+            )
+            for r in records
+        ]
+        with self._lock:
+            db = self._require_db()
+            self._sync_faiss()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                replaced = self._ids_where(
+                    f"face_id IN ({','.join('?' * len(rows))})", [r.face_id for r in records]
+                )
+                ids = [
+                    db.execute(
+                        """INSERT INTO faces (face_id, image_id, storage_key, model_pack, collection,
+                                              det_score, bbox, created_at, embedding)
+                           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                           ON CONFLICT (face_id) DO UPDATE SET
+                             image_id = excluded.image_id, storage_key = excluded.storage_key,
+                             model_pack = excluded.model_pack, collection = excluded.collection,
+                             det_score = excluded.det_score, bbox = excluded.bbox,
+                             created_at = excluded.created_at, embedding = excluded.embedding
+                           RETURNING id""",
+                        row,
+                    ).fetchone()[0]
+                    for row in rows
+                ]
+                generation = self._bump_generation()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            if replaced:
+                self._faiss.remove_ids(np.asarray(replaced, dtype=np.int64))
+            vectors = np.stack([np.asarray(r.embedding, dtype=np.float32) for r in records])
+            self._faiss.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+            self._generation = generation
+
+    def delete_image(self, image_id: str) -> int:
+        with self._lock:
+            db = self._require_db()
+            self._sync_faiss()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = self._ids_where("image_id = ?", [image_id])
+                db.execute("DELETE FROM faces WHERE image_id = ?", (image_id,))
+                generation = self._bump_generation() if ids else self._generation
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            if ids:
+                self._faiss.remove_ids(np.asarray(ids, dtype=np.int64))
+                self._generation = generation
+            return len(ids)
+
+    # --- reads -----------------------------------------------------------------------------
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        threshold: float,
+        filters: SearchFilters | None = None,
+    ) -> list[SearchHit]:
+        import faiss
+
+        vector = np.asarray(query, dtype=np.float32).reshape(1, -1)
+        if vector.shape[1] != self.dim:
+            raise IndexMismatchError(f"query has {vector.shape[1]} dimensions, the index {self.dim}")
+        with self._lock:
+            self._sync_faiss()
+            where, params = _filter_sql(filters)
+            params_arg = None
+            if where:
+                allowed = self._ids_where(where, params)
+                if not allowed:
+                    return []
+                params_arg = faiss.SearchParameters(
+                    sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+                )
+            k = min(k, self._faiss.ntotal)
+            if k <= 0:
+                return []
+            scores, ids = self._faiss.search(vector, k, params=params_arg)
+            found = [
+                (int(i), float(s))
+                for i, s in zip(ids[0], scores[0], strict=True)
+                if i >= 0 and s >= threshold
+            ]
+            if not found:
+                return []
+            rows = {
+                row[0]: row
+                for row in self._rows_where(f"id IN ({','.join('?' * len(found))})", [i for i, _ in found])
+            }
+        return [
+            SearchHit(
+                face_id=rows[i][1],
+                image_id=rows[i][2],
+                storage_key=rows[i][3],
+                collection=rows[i][5],
+                det_score=float(rows[i][6]),
+                bbox=tuple(json.loads(rows[i][7])),
+                similarity=min(1.0, score),
+            )
+            for i, score in found
+            if i in rows
+        ]
+
+    def get(self, face_id: str) -> FaceRecord | None:
+        with self._lock:
+            rows = self._rows_where("face_id = ?", [face_id])
+        return _record(rows[0]) if rows else None
+
+    def iter_records(self, batch_size: int = 1000) -> Iterable[list[FaceRecord]]:
+        """Every stored record, in insertion order, in batches (for export and migration)."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._rows_where("id > ? ORDER BY id LIMIT ?", [last, batch_size])
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [_record(row) for row in rows]
+
+    def count(self, filters: SearchFilters | None = None) -> int:
+        where, params = _filter_sql(filters)
+        with self._lock:
+            # `where` only ever holds fixed column names from _filter_sql; values are parameters.
+            sql = "SELECT COUNT(*) FROM faces" + (f" WHERE {where}" if where else "")  # noqa: S608
+            return int(self._require_db().execute(sql, params).fetchone()[0])
+
+    def health(self) -> IndexHealth:
+        try:
+            count = self.count()
+        except (IndexUnavailableError, sqlite3.Error) as exc:
+            return IndexHealth(ok=False, backend=self.backend, detail={"error": str(exc)})
+        return IndexHealth(
+            ok=True,
+            backend=self.backend,
+            count=count,
+            detail={"path": str(self.directory), "dim": self.dim, "model_pack": self.model_pack},
+        )
+
+    # --- internals -------------------------------------------------------------------------
+    def _require_db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise IndexUnavailableError("embedded index is not open")
+        return self._db
+
+    def _check_record(self, record: FaceRecord) -> None:
+        if record.model_pack != self.model_pack:
+            raise IndexMismatchError(
+                f"face {record.face_id} is from model pack {record.model_pack!r}; this index holds "
+                f"{self.model_pack!r} vectors only"
+            )
+        if np.shape(record.embedding) != (self.dim,):
+            raise IndexMismatchError(
+                f"face {record.face_id} has shape {np.shape(record.embedding)}, not ({self.dim},)"
+            )
+
+    def _ids_where(self, where: str, params: Sequence[Any]) -> list[int]:
+        return [row[0] for row in self._require_db().execute(f"SELECT id FROM faces WHERE {where}", params)]  # noqa: S608
+
+    def _rows_where(self, where: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self._require_db().execute(f"SELECT {_COLUMNS} FROM faces WHERE {where}", params).fetchall()  # noqa: S608
+
+    def _db_generation(self) -> int:
+        row = self._require_db().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0])
+
+    def _bump_generation(self) -> int:
+        self._require_db().execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+        )
+        return self._db_generation()
+
+    def _sync_faiss(self) -> None:
+        """Rebuild the cache when another process wrote since we last looked."""
+        if self._db_generation() != self._generation:
+            self._rebuild_faiss()
+
+    def _load_or_rebuild_faiss(self) -> None:
+        import faiss
+
+        marker = self._faiss_path.with_suffix(".json")
+        generation = self._db_generation()
+        if self._faiss_path.exists() and marker.exists():
+            try:
+                saved = json.loads(marker.read_text())["generation"]
+                if saved == generation:
+                    index = faiss.read_index(str(self._faiss_path))
+                    if index.d == self.dim:
+                        self._faiss, self._generation = index, generation
+                        return
+            except (OSError, ValueError, KeyError, RuntimeError):
+                pass  # an unreadable cache is rebuilt below
+        self._rebuild_faiss()
+
+    def _rebuild_faiss(self) -> None:
+        import faiss
+
+        db = self._require_db()
+        generation = self._db_generation()
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        cursor = db.execute("SELECT id, embedding FROM faces ORDER BY id")
+        while batch := cursor.fetchmany(10_000):
+            ids = np.fromiter((row[0] for row in batch), dtype=np.int64, count=len(batch))
+            vectors = np.frombuffer(b"".join(row[1] for row in batch), dtype=np.float32).reshape(
+                len(batch), self.dim
+            )
+            index.add_with_ids(vectors, ids)
+        self._faiss, self._generation = index, generation
+
+
+def _filter_sql(filters: SearchFilters | None) -> tuple[str, list[Any]]:
+    if filters is None:
+        return "", []
+    clauses, params = [], []
+    for column in ("collection", "image_id", "model_pack"):
+        value = getattr(filters, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return " AND ".join(clauses), params
+
+
+def _record(row: tuple[Any, ...]) -> FaceRecord:
+    return FaceRecord(
+        face_id=row[1],
+        image_id=row[2],
+        storage_key=row[3],
+        model_pack=row[4],
+        collection=row[5],
+        det_score=float(row[6]),
+        bbox=tuple(json.loads(row[7])),
+        created_at=row[8],
+        embedding=np.frombuffer(row[9], dtype=np.float32).copy(),
+    )

@@ -1,0 +1,57 @@
+"""Search by an uploaded image (every face, or the largest) or by a stored face id."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
+
+from gpu_app.deps import RuntimeDep, ServiceDep, require_api_key
+from gpu_app.imaging import ImageDecodeError
+from gpu_app.index import SearchFilters
+from gpu_app.schemas import Collection, QueryOut, SearchResponse
+from gpu_app.service import FaceNotFoundError
+
+router = APIRouter(tags=["search"], dependencies=[Depends(require_api_key)])
+
+
+@router.post("/search", response_model=SearchResponse, summary="Top-k similar faces (multipart form)")
+async def search(
+    service: ServiceDep,
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile | None, File(description="Image whose faces to look for")] = None,
+    face_id: Annotated[str | None, Form(description="Or: a stored face to look for")] = None,
+    k: Annotated[int, Form(ge=1, le=1000)] = 10,
+    threshold: Annotated[
+        float | None, Form(ge=-1, le=1, description="Minimum cosine similarity (default per model pack)")
+    ] = None,
+    faces: Annotated[Literal["all", "largest"], Form(description="Which faces of the image")] = "all",
+    collection: Annotated[Collection | None, Form()] = None,
+    image_id: Annotated[str | None, Form(description="Only faces of this image")] = None,
+) -> SearchResponse:
+    if (file is None) == (face_id is None):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "send exactly one of `file` or `face_id`")
+    filters = SearchFilters(collection=collection, image_id=image_id)
+    limit = runtime.settings.effective_match_threshold if threshold is None else threshold
+    if face_id is not None:
+        try:
+            queries = [
+                await run_in_threadpool(service.search_face, face_id, k=k, threshold=limit, filters=filters)
+            ]
+        except FaceNotFoundError:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no face {face_id}") from None
+    else:
+        assert file is not None
+        data = await file.read(runtime.settings.max_upload_bytes + 1)
+        if len(data) > runtime.settings.max_upload_bytes:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "query image above MAX_UPLOAD_BYTES")
+        try:
+            queries = await run_in_threadpool(
+                service.search_image, data, k=k, threshold=limit, mode=faces, filters=filters
+            )
+        except ImageDecodeError as exc:
+            raise HTTPException(exc.status, exc.reason) from None
+    return SearchResponse(
+        model_pack=service.model_pack, threshold=limit, k=k, queries=[QueryOut.from_query(q) for q in queries]
+    )

@@ -1,0 +1,117 @@
+"""Everything the app holds while it runs: settings, the loaded model, storage, index, workers.
+
+Loading happens on a background thread, so /health answers "starting" while a model pack loads
+(or downloads) and the instance controller can wait for /ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Literal
+
+from gpu_app.config import Settings
+from gpu_app.engine import FaceEngine, load_engine
+from gpu_app.index import VectorIndex, build_index
+from gpu_app.jobs import JobManager
+from gpu_app.metrics import Metrics
+from gpu_app.secrets import fetch_secret
+from gpu_app.service import FaceService
+from gpu_app.storage import ImageStorage, build_storage
+
+log = logging.getLogger(__name__)
+
+State = Literal["starting", "ready", "failed", "stopped"]
+_INDEX_RETRY_SECONDS = 30.0
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: FaceEngine | None = None,
+        storage: ImageStorage | None = None,
+        index: VectorIndex | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.state: State = "starting"
+        self.error: str | None = None
+        self.service: FaceService | None = None
+        self.jobs: JobManager | None = None
+        self._engine, self._storage, self._index = engine, storage, index
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._retry_thread: threading.Thread | None = None
+        self.api_key = self._resolve_api_key()
+
+    def _resolve_api_key(self) -> str | None:
+        if self.settings.api_key is not None:
+            return self.settings.api_key.get_secret_value()
+        if self.settings.api_key_ssm_parameter:
+            # Fail at start, not on the first request: a missing secret is a deployment error.
+            return fetch_secret(self.settings.api_key_ssm_parameter, self.settings.aws_region).strip()
+        return None
+
+    def start(self, background: bool = True) -> None:
+        if background:
+            threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+        else:
+            self._load()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        self._ready.wait(timeout)
+        return self.state == "ready"
+
+    def _load(self) -> None:
+        try:
+            engine = self._engine or load_engine(self.settings)
+            storage = self._storage or build_storage(self.settings)
+            index = self._index or build_index(self.settings)
+            index.open(engine.info.embedding_dim, engine.info.model_pack)
+            self.service = FaceService(self.settings, engine, storage, index, self.metrics)
+            self.jobs = JobManager(
+                self.service,
+                workers=self.settings.job_workers,
+                queue_size=self.settings.job_queue_size,
+                spool_dir=self.settings.job_spool_dir,
+            )
+            self.jobs.start()
+            self._retry_thread = threading.Thread(target=self._retry_pending, name="index-retry", daemon=True)
+            self._retry_thread.start()
+            self.state = "ready"
+            log.info("ready: %s", engine.info)
+        except Exception as exc:  # any failure is reported by /health and /ready, not a crash loop
+            log.exception("startup failed")
+            self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            self._ready.set()
+
+    def _retry_pending(self) -> None:
+        while not self._stopping.wait(_INDEX_RETRY_SECONDS):
+            if self.service is not None and self.service.pending_index:
+                self.service.retry_pending_index()
+
+    def not_ready_reasons(self) -> list[str]:
+        if self.state == "starting":
+            return ["model is loading"]
+        if self.state != "ready" or self.service is None:
+            return [self.error or f"state is {self.state}"]
+        reasons = []
+        if self.settings.require_gpu and not self.service.engine.info.cuda:
+            applied = self.service.engine.info.applied_providers
+            reasons.append(
+                f"REQUIRE_GPU=true but the models run on {applied} "
+                "(check the CUDA/cuDNN pairing of onnxruntime-gpu)"
+            )
+        return reasons
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.jobs is not None:
+            self.jobs.stop()
+        if self.service is not None:
+            self.service.close()
+            self.service.index.close()
+        self.state = "stopped"

@@ -1,0 +1,438 @@
+"""The face pipeline: decode -> detect + embed (batched) -> store image and sidecar -> index.
+
+HTTP routes, async jobs, the CLI and the Batch job all go through `FaceService`, so every entry
+point stores, indexes and fails the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from gpu_app.config import Settings
+from gpu_app.engine import DetectedFace, FaceEngine
+from gpu_app.imaging import DecodedImage, ImageDecodeError, decode_image
+from gpu_app.index import (
+    DEFAULT_COLLECTION,
+    FaceRecord,
+    IndexWriteError,
+    SearchFilters,
+    SearchHit,
+    VectorIndex,
+    VectorIndexError,
+)
+from gpu_app.metrics import Metrics
+from gpu_app.sidecar import Sidecar, SidecarFace
+from gpu_app.storage import (
+    SIDECAR_SUFFIX,
+    ImageStorage,
+    InvalidKeyError,
+    ObjectNotFoundError,
+    StorageError,
+    sanitize_filename,
+    validate_key,
+)
+from gpu_app.storage.base import image_folder, sidecar_key
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
+
+
+class FaceNotFoundError(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    status: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ImageOutcome:
+    file: str
+    image_id: str | None = None
+    storage_key: str | None = None
+    faces: list[SidecarFace] = field(default_factory=list)
+    width: int | None = None
+    height: int | None = None
+    indexed: bool = False
+    warning: str | None = None
+    error: FileError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(slots=True)
+class _Work:
+    """One image moving through the pipeline."""
+
+    name: str
+    data: bytes | None = None
+    source_key: str | None = None  # already in storage (/process); None for uploads
+    decoded: DecodedImage | None = None
+    outcome: ImageOutcome = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.outcome = ImageOutcome(file=self.name)
+
+    def fail(self, status: int, reason: str) -> None:
+        self.outcome.error = FileError(status, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryFace:
+    bbox: tuple[float, float, float, float]
+    det_score: float
+    face_id: str | None
+    matches: list[SearchHit]
+
+
+class Activity:
+    """Seconds since the last unit of work, and work in progress (the idle stopper reads both)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = time.monotonic()
+        self._busy = 0
+
+    def touch(self) -> None:
+        with self._lock:
+            self._last = time.monotonic()
+
+    def begin(self) -> None:
+        with self._lock:
+            self._busy += 1
+            self._last = time.monotonic()
+
+    def end(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            self._last = time.monotonic()
+
+    @property
+    def in_progress(self) -> int:
+        return self._busy
+
+    @property
+    def idle_seconds(self) -> float:
+        with self._lock:
+            return 0.0 if self._busy else time.monotonic() - self._last
+
+
+def image_id_of(data: bytes) -> str:
+    """Content address: the same bytes are the same image wherever they come from."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def face_id_of(image_id: str, index: int) -> str:
+    """Deterministic, so re-processing an image (a retried job) upserts instead of duplicating."""
+    return f"{image_id}-{index:03d}"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class FaceService:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: FaceEngine,
+        storage: ImageStorage,
+        index: VectorIndex,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.storage = storage
+        self.index = index
+        self.metrics = metrics or Metrics()
+        self.activity = Activity()
+        self.prefix = settings.s3_upload_path
+        self._decoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
+        self._pending = PendingIndex(settings.job_spool_dir / "index-pending.json")
+        self.metrics.index_pending.set(len(self._pending))
+
+    @property
+    def model_pack(self) -> str:
+        return self.engine.info.model_pack
+
+    def close(self) -> None:
+        self._decoder.shutdown(wait=True)
+
+    # --- ingest ----------------------------------------------------------------------------
+    def process_uploads(
+        self, files: Sequence[tuple[str | None, bytes]], collection: str = DEFAULT_COLLECTION
+    ) -> list[ImageOutcome]:
+        work = [_Work(name=name or f"file{i}", data=data) for i, (name, data) in enumerate(files)]
+        return self._run(work, collection)
+
+    def process_keys(self, keys: Sequence[str], collection: str = DEFAULT_COLLECTION) -> list[ImageOutcome]:
+        work = [_Work(name=key, source_key=key) for key in keys]
+        return self._run(work, collection)
+
+    def _run(self, work: list[_Work], collection: str) -> list[ImageOutcome]:
+        self.activity.begin()
+        try:
+            list(self._decoder.map(self._load_and_decode, work))
+            ready = [w for w in work if w.decoded is not None]
+            if ready:
+                started = time.perf_counter()
+                detected = self.engine.analyze([w.decoded.bgr for w in ready])  # type: ignore[union-attr]
+                self.metrics.inference.observe(time.perf_counter() - started)
+                self._store_and_index(ready, detected, collection)
+            for w in work:
+                self.metrics.images.labels(status="ok" if w.outcome.ok else "error").inc()
+            return [w.outcome for w in work]
+        finally:
+            self.activity.end()
+
+    def _load_and_decode(self, w: _Work) -> None:
+        if w.source_key is not None:
+            try:
+                w.data = self.storage.get(validate_key(w.source_key))
+            except InvalidKeyError as exc:
+                return w.fail(400, str(exc))
+            except ObjectNotFoundError:
+                return w.fail(404, f"no object {w.source_key!r} in {self.storage.uri(w.source_key)}")
+            except StorageError as exc:
+                return w.fail(503, f"storage unavailable, retry later: {exc}")
+        assert w.data is not None
+        if len(w.data) > self.settings.max_upload_bytes:
+            return w.fail(
+                413, f"file is {len(w.data)} bytes, above MAX_UPLOAD_BYTES={self.settings.max_upload_bytes}"
+            )
+        try:
+            w.decoded = decode_image(
+                w.data, max_pixels=self.settings.max_image_pixels, min_side=self.settings.min_image_side
+            )
+        except ImageDecodeError as exc:
+            w.fail(exc.status, exc.reason)
+        return None
+
+    def _store_and_index(
+        self, ready: list[_Work], detected: list[list[DetectedFace]], collection: str
+    ) -> None:
+        created_at = now_iso()
+        stored: list[tuple[_Work, Sidecar, str]] = []
+        for w, faces in zip(ready, detected, strict=True):
+            assert w.data is not None and w.decoded is not None
+            image_id = image_id_of(w.data)
+            fmt = w.decoded.format
+            name = sanitize_filename(w.source_key or w.name)
+            if w.source_key is None and not name.lower().endswith(EXTENSIONS.get(fmt, "\0")):
+                name += EXTENSIONS.get(fmt, "")
+            key = w.source_key or f"{image_folder(self.prefix, image_id)}{name}"
+            sidecar = Sidecar(
+                image_id=image_id,
+                storage_key=key,
+                original_name=w.name,
+                model_pack=self.model_pack,
+                embedding_dim=self.engine.info.embedding_dim,
+                width=w.decoded.width,
+                height=w.decoded.height,
+                format=fmt,
+                collection=collection,
+                created_at=created_at,
+                faces=tuple(
+                    SidecarFace(
+                        face_id=face_id_of(image_id, i),
+                        bbox=face.bbox,
+                        landmarks=face.landmarks,
+                        det_score=face.det_score,
+                        embedding=tuple(float(v) for v in face.embedding),
+                    )
+                    for i, face in enumerate(faces)
+                ),
+            )
+            sidecar_at = sidecar_key(self.prefix, image_id, name)
+            try:
+                if w.source_key is None:
+                    self.storage.put(key, w.data, CONTENT_TYPES.get(fmt, "application/octet-stream"))
+                self.storage.put(
+                    sidecar_key(self.prefix, image_id, name), sidecar.to_json(), "application/json"
+                )
+            except StorageError as exc:
+                w.fail(503, f"storage unavailable, nothing was kept; retry later: {exc}")
+                continue
+            w.outcome.image_id, w.outcome.storage_key = image_id, key
+            w.outcome.faces, w.outcome.width, w.outcome.height = (
+                list(sidecar.faces),
+                sidecar.width,
+                sidecar.height,
+            )
+            self.metrics.faces.inc(len(faces))
+            stored.append((w, sidecar, sidecar_at))
+        self._index_sidecars(stored)
+
+    def _index_sidecars(self, stored: list[tuple[_Work, Sidecar, str]]) -> None:
+        """Index every stored image; one whose vectors fail stays recoverable (pending + sidecar)."""
+        records = [record for _, sidecar, _ in stored for record in sidecar.records()]
+        failures: dict[str, str] = {}
+        try:
+            self.index.add(records)
+        except IndexWriteError as exc:
+            failures = exc.failures
+        except VectorIndexError as exc:
+            failures = {r.face_id: str(exc) for r in records}
+        for w, sidecar, sidecar_at in stored:
+            reasons = [failures[f.face_id] for f in sidecar.faces if f.face_id in failures]
+            if reasons:
+                w.outcome.warning = (
+                    f"image stored but {len(reasons)} vector(s) not indexed yet ({reasons[0]}); "
+                    "they are retried in the background and recoverable with `python -m gpu_app reindex`"
+                )
+                self._pending.add(sidecar.image_id, sidecar_at)
+            else:
+                w.outcome.indexed = True
+        self.metrics.index_pending.set(len(self._pending))
+
+    def retry_pending_index(self) -> int:
+        """Re-index images whose vectors could not be written earlier; returns how many succeeded."""
+        done = 0
+        for image_id, key in self._pending.items():
+            try:
+                self.index.add(Sidecar.from_json(self.storage.get(key)).records())
+            except ObjectNotFoundError:
+                pass  # deleted meanwhile: nothing left to index
+            except (VectorIndexError, StorageError) as exc:
+                log.warning("index retry of %s failed again: %s", image_id, exc)
+                continue
+            self._pending.discard(image_id)
+            done += 1
+        self.metrics.index_pending.set(len(self._pending))
+        return done
+
+    @property
+    def pending_index(self) -> int:
+        return len(self._pending)
+
+    # --- search ----------------------------------------------------------------------------
+    def search_image(
+        self,
+        data: bytes,
+        *,
+        k: int,
+        threshold: float | None,
+        mode: Literal["all", "largest"] = "all",
+        filters: SearchFilters | None = None,
+    ) -> list[QueryFace]:
+        self.activity.begin()
+        try:
+            decoded = decode_image(
+                data, max_pixels=self.settings.max_image_pixels, min_side=self.settings.min_image_side
+            )
+            faces = self.engine.analyze([decoded.bgr])[0]
+            if mode == "largest" and faces:
+                faces = [max(faces, key=lambda f: f.area)]
+            return [
+                QueryFace(
+                    face.bbox, face.det_score, None, self._search(face.embedding, k, threshold, filters)
+                )
+                for face in faces
+            ]
+        finally:
+            self.activity.end()
+
+    def search_face(
+        self, face_id: str, *, k: int, threshold: float | None, filters: SearchFilters | None = None
+    ) -> QueryFace:
+        self.activity.touch()
+        record = self.index.get(face_id)
+        if record is None:
+            raise FaceNotFoundError(face_id)
+        # One more than asked: the face itself is always its own best match and is left out.
+        hits = [h for h in self._search(record.embedding, k + 1, threshold, filters) if h.face_id != face_id]
+        return QueryFace(record.bbox, record.det_score, face_id, hits[:k])
+
+    def _search(
+        self, vector: np.ndarray, k: int, threshold: float | None, filters: SearchFilters | None
+    ) -> list[SearchHit]:
+        limit = self.settings.effective_match_threshold if threshold is None else threshold
+        scoped = SearchFilters(
+            collection=filters.collection if filters else None,
+            image_id=filters.image_id if filters else None,
+            model_pack=self.model_pack,
+        )
+        return self.index.search(vector, k, limit, scoped)
+
+    # --- lookup and delete -----------------------------------------------------------------
+    def get_face(self, face_id: str) -> FaceRecord:
+        record = self.index.get(face_id)
+        if record is None:
+            raise FaceNotFoundError(face_id)
+        return record
+
+    def image_sidecars(self, image_id: str) -> list[tuple[str, Sidecar]]:
+        if not all(c in "0123456789abcdef" for c in image_id) or not image_id:
+            return []
+        keys = [
+            k for k in self.storage.list(image_folder(self.prefix, image_id)) if k.endswith(SIDECAR_SUFFIX)
+        ]
+        return [(key, Sidecar.from_json(self.storage.get(key))) for key in keys]
+
+    def delete_image(self, image_id: str) -> dict[str, Any] | None:
+        sidecars = self.image_sidecars(image_id)
+        removed_vectors = self.index.delete_image(image_id)
+        if not sidecars and not removed_vectors:
+            return None
+        for key, sidecar in sidecars:
+            self.storage.delete(sidecar.storage_key)
+            self.storage.delete(key)
+        self._pending.discard(image_id)
+        return {
+            "image_id": image_id,
+            "deleted_objects": [s.storage_key for _, s in sidecars] + [k for k, _ in sidecars],
+            "deleted_vectors": removed_vectors,
+        }
+
+
+class PendingIndex:
+    """Images whose vectors wait for an index retry, persisted so a restart does not forget them."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        try:
+            self._items: dict[str, str] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self._items = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def items(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._items.items())
+
+    def add(self, image_id: str, key: str) -> None:
+        with self._lock:
+            self._items[image_id] = key
+            self._save()
+
+    def discard(self, image_id: str) -> None:
+        with self._lock:
+            if self._items.pop(image_id, None) is not None:
+                self._save()
+
+    def _save(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._items))
+        tmp.replace(self._path)

@@ -1,0 +1,76 @@
+"""The JSON sidecar stored next to every image: its faces and exact embeddings.
+
+It is the durable record the vector index can always be rebuilt from, without a GPU.
+Embeddings are written as the exact decimal of each float32, so a rebuild is bit-identical.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gpu_app.index.base import FaceRecord
+
+SIDECAR_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarFace:
+    face_id: str
+    bbox: tuple[float, float, float, float]
+    landmarks: tuple[tuple[float, float], ...]
+    det_score: float
+    embedding: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Sidecar:
+    image_id: str
+    storage_key: str
+    original_name: str
+    model_pack: str
+    embedding_dim: int
+    width: int
+    height: int
+    format: str
+    collection: str
+    created_at: str
+    faces: tuple[SidecarFace, ...] = field(default_factory=tuple)
+    version: int = SIDECAR_VERSION
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Sidecar:
+        raw: dict[str, Any] = json.loads(data)
+        faces = tuple(
+            SidecarFace(
+                face_id=f["face_id"],
+                bbox=tuple(f["bbox"]),
+                landmarks=tuple(tuple(p) for p in f["landmarks"]),
+                det_score=f["det_score"],
+                embedding=tuple(f["embedding"]),
+            )
+            for f in raw.pop("faces")
+        )
+        return cls(faces=faces, **raw)
+
+    def records(self) -> list[FaceRecord]:
+        return [
+            FaceRecord(
+                face_id=face.face_id,
+                image_id=self.image_id,
+                storage_key=self.storage_key,
+                model_pack=self.model_pack,
+                det_score=face.det_score,
+                bbox=face.bbox,
+                embedding=np.asarray(face.embedding, dtype=np.float32),
+                collection=self.collection,
+                created_at=self.created_at,
+            )
+            for face in self.faces
+        ]

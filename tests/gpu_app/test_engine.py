@@ -1,0 +1,104 @@
+"""The real model pack: detection, batched recognition, providers."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from gpu_app.config import Settings
+from gpu_app.engine.base import EngineError, EngineInfo
+from gpu_app.engine.insightface_engine import CPU, CUDA, InsightFaceEngine, select_providers
+from tests.gpu_app.conftest import MODEL_PACK, MODEL_ROOT
+from tests.support.images import sample_path
+
+
+@pytest.fixture(scope="module")
+def t1() -> np.ndarray:
+    return cv2.imread(str(sample_path()))
+
+
+def test_sample_yields_six_faces_with_model_dimension(engine: InsightFaceEngine, t1: np.ndarray) -> None:
+    faces = engine.analyze([t1])[0]
+    assert len(faces) == 6
+    for face in faces:
+        assert face.embedding.shape == (engine.info.embedding_dim,)
+        assert face.embedding.dtype == np.float32
+        assert abs(float(np.linalg.norm(face.embedding)) - 1.0) < 1e-5
+        assert len(face.landmarks) == 5
+        assert 0.5 <= face.det_score <= 1.0
+        x1, y1, x2, y2 = face.bbox
+        assert 0 <= x1 < x2 <= t1.shape[1] and 0 <= y1 < y2 <= t1.shape[0]
+
+
+def test_dimension_comes_from_the_model_not_a_constant(engine: InsightFaceEngine) -> None:
+    assert engine.info.embedding_dim == 256  # offline_sc's recognizer; buffalo_l would give 512
+    assert engine.info.model_pack == MODEL_PACK
+
+
+def test_batched_recognition_equals_insightface_per_face(engine: InsightFaceEngine, t1: np.ndarray) -> None:
+    from insightface.app import FaceAnalysis
+
+    stock = FaceAnalysis(
+        name=MODEL_PACK, root=str(MODEL_ROOT), providers=[CPU], allowed_modules=["detection", "recognition"]
+    )
+    stock.prepare(ctx_id=-1, det_size=(640, 640))
+    reference = sorted(stock.get(t1), key=lambda f: float(f.bbox[0]))
+    ours = sorted(engine.analyze([t1])[0], key=lambda f: f.bbox[0])
+    assert len(ours) == len(reference)
+    for mine, theirs in zip(ours, reference, strict=True):
+        np.testing.assert_allclose(mine.bbox, theirs.bbox, atol=1e-3)
+        np.testing.assert_allclose(mine.embedding, theirs.normed_embedding, atol=1e-4)
+
+
+def test_one_recognition_call_per_batch(engine: InsightFaceEngine, t1: np.ndarray, monkeypatch) -> None:
+    calls: list[int] = []
+    recognizer = engine._recognizer
+    original = recognizer.get_feat
+    monkeypatch.setattr(recognizer, "get_feat", lambda crops: calls.append(len(crops)) or original(crops))
+    results = engine.analyze([t1, t1[:, ::-1].copy(), t1])
+    assert [len(r) for r in results] == [6, 6, 6]
+    assert calls == [18]  # all faces of all three images in one model call
+
+
+def test_images_without_faces_give_empty_lists(engine: InsightFaceEngine) -> None:
+    blank = np.full((200, 300, 3), 127, dtype=np.uint8)
+    assert engine.analyze([blank]) == [[]]
+
+
+def test_providers_applied_are_reported(engine: InsightFaceEngine) -> None:
+    assert engine.info.applied_providers == {"detection": [CPU], "recognition": [CPU]}
+    assert engine.info.cuda is False
+
+
+def test_provider_selection() -> None:
+    assert select_providers("auto", [CUDA, CPU]) == [CUDA, CPU]
+    assert select_providers("auto", [CPU]) == [CPU]
+    assert select_providers("cpu", [CUDA, CPU]) == [CPU]
+    with pytest.raises(EngineError, match="onnxruntime-gpu"):
+        select_providers("cuda", ["AzureExecutionProvider", CPU])
+
+
+def test_cuda_is_true_only_when_every_session_applied_it() -> None:
+    def info(applied: dict[str, list[str]]) -> EngineInfo:
+        return EngineInfo("p", 512, (640, 640), [CUDA, CPU], applied)
+
+    assert info({"detection": [CUDA, CPU], "recognition": [CUDA, CPU]}).cuda
+    # onnxruntime-gpu with a CUDA/cuDNN mismatch silently falls back to CPU for a session:
+    assert not info({"detection": [CUDA, CPU], "recognition": [CPU]}).cuda
+
+
+def test_missing_pack_is_a_clear_error(tmp_path) -> None:
+    (tmp_path / "models" / "empty_pack").mkdir(parents=True)
+    with pytest.raises(EngineError, match="MODEL_ROOT and MODEL_PACK"):
+        InsightFaceEngine(model_root=tmp_path, model_pack="empty_pack", provider_preference="cpu")
+
+
+def test_default_settings_keep_insightface_download_behaviour(monkeypatch) -> None:
+    for name in ("MODEL_ROOT", "MODEL_PACK"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.model_pack == "buffalo_l"
+    assert str(settings.model_root_path).endswith(".insightface")
+    assert settings.effective_match_threshold == 0.5
+    assert Settings(model_pack="offline_sc").effective_match_threshold == 0.6
