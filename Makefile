@@ -22,8 +22,9 @@ endif
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+LAMBDA_ARCH ?= x86_64
 
-.PHONY: help venv run serve test lint format checkov-venv clean lock
+.PHONY: help venv run serve test lint format checkov-venv clean lock package
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,6 +62,9 @@ test: venv checkov-venv lint ## The whole test suite (lint, unit, integration, e
 
 clean: ## Remove virtual environments, build output and local state
 	rm -rf $(VENV) $(CHECKOV_VENV) build data .pytest_cache .ruff_cache
+
+package: venv ## Build build/lambda/<function>.zip for Lambda python3.12 (LAMBDA_ARCH=x86_64|arm64)
+	$(PY) scripts/package_lambdas.py --arch $(LAMBDA_ARCH) --out build/lambda
 
 lock: ## Re-resolve requirements/constraints.txt from requirements/dev.txt in a scratch venv
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv

@@ -1,0 +1,134 @@
+"""Submitting AWS Batch jobs: resources, names, output prefix and environment, shared by the triggers."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+from lambdas.common.aws import client, region
+from lambdas.common.config import DispatcherConfig
+from lambdas.common.models import Metadata
+from lambdas.common.validation import InvalidMessageError, optional_int
+
+ComputeType = Literal["gpu", "cpu"]
+RESOURCE_FIELDS: Final = ("compute_type", "vcpus", "memory", "gpus")
+MAX_JOB_NAME: Final = 128
+_NOT_IN_JOB_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobResources:
+    compute_type: ComputeType
+    vcpus: int
+    memory: int  # MiB
+    gpus: int  # 0 on the CPU queue
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], config: DispatcherConfig) -> JobResources:
+        """Per-job overrides checked against the configured maxima; defaults per compute type."""
+        compute_type = data.get("compute_type", "gpu")
+        if compute_type not in ("gpu", "cpu"):
+            raise InvalidMessageError(f"data.compute_type must be 'gpu' or 'cpu', got {compute_type!r}")
+        gpu = compute_type == "gpu"
+        vcpus = optional_int(data, "vcpus", "data", minimum=1, maximum=config.max_vcpus)
+        memory = optional_int(data, "memory", "data", minimum=config.min_memory, maximum=config.max_memory)
+        if gpu:
+            gpus = optional_int(data, "gpus", "data", minimum=1, maximum=config.max_gpus)
+        elif data.get("gpus") not in (None, 0):
+            raise InvalidMessageError("data.gpus applies only to compute_type 'gpu'")
+        else:
+            gpus = 0
+        return cls(
+            compute_type="gpu" if gpu else "cpu",
+            vcpus=vcpus or (config.default_gpu_vcpus if gpu else config.default_cpu_vcpus),
+            memory=memory or (config.default_gpu_memory if gpu else config.default_cpu_memory),
+            gpus=(gpus or config.default_gpu_gpus) if gpu else 0,
+        )
+
+    def resource_requirements(self) -> list[dict[str, str]]:
+        requirements = [
+            {"type": "VCPU", "value": str(self.vcpus)},
+            {"type": "MEMORY", "value": str(self.memory)},
+        ]
+        if self.gpus:
+            requirements.append({"type": "GPU", "value": str(self.gpus)})
+        return requirements
+
+    def queue(self, config: DispatcherConfig) -> str:
+        return config.gpu_job_queue if self.compute_type == "gpu" else config.cpu_job_queue
+
+
+def sanitize_job_name(text: str) -> str:
+    """Batch's rule: up to 128 letters, digits, '-' and '_', starting with a letter or digit."""
+    name = _NOT_IN_JOB_NAME.sub("-", text).lstrip("-_")[:MAX_JOB_NAME].rstrip("-_")
+    return name or "job"
+
+
+def job_name(label: str, metadata: Metadata, idempotency_key: str) -> str:
+    """Readable and unique: the label and metadata, then a digest of the idempotency key."""
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:12]
+    stem = sanitize_job_name(f"{label}-{metadata.project}-{metadata.experiment}")
+    return f"{stem[: MAX_JOB_NAME - len(digest) - 1]}-{digest}"
+
+
+def output_prefix(metadata: Metadata, name: str) -> str:
+    """Unique per job because the job name is; S3-safe because job names are."""
+    return f"jobs/{sanitize_job_name(metadata.project)}/{sanitize_job_name(metadata.experiment)}/{name}/"
+
+
+def job_environment(
+    config: DispatcherConfig,
+    resources: JobResources,
+    metadata: Metadata,
+    prefix: str,
+    extra: Mapping[str, str],
+) -> dict[str, str]:
+    """The variables every job receives, then the trigger's own."""
+    return {
+        "ML_INPUT_BUCKET": config.ml_input_bucket,
+        "ML_OUTPUT_BUCKET": config.ml_output_bucket,
+        "OUTPUT_PREFIX": prefix,
+        "COMPUTE_TYPE": resources.compute_type,
+        "TRIGGER_USER": metadata.user,
+        "TRIGGER_PROJECT": metadata.project,
+        "TRIGGER_EXPERIMENT": metadata.experiment,
+        "AWS_DEFAULT_REGION": region(),
+        **extra,
+    }
+
+
+def submit_job(
+    *,
+    name: str,
+    queue: str,
+    definition: str,
+    resources: JobResources,
+    environment: Mapping[str, str],
+    array_size: int | None = None,
+) -> dict[str, Any]:
+    """SubmitJob with container overrides; an array job when `array_size` is given."""
+    request: dict[str, Any] = {
+        "jobName": name,
+        "jobQueue": queue,
+        "jobDefinition": definition,
+        "containerOverrides": {
+            "resourceRequirements": resources.resource_requirements(),
+            "environment": [{"name": key, "value": value} for key, value in environment.items()],
+        },
+    }
+    if array_size is not None:
+        request["arrayProperties"] = {"size": array_size}
+    response = client("batch").submit_job(**request)
+    return {
+        "job_id": response["jobId"],
+        "job_name": response["jobName"],
+        "job_arn": response.get("jobArn", ""),
+        "job_queue": queue,
+        "job_definition": definition,
+        "compute_type": resources.compute_type,
+        "output_prefix": environment.get("OUTPUT_PREFIX", ""),
+        "array_size": array_size,
+    }

@@ -1,0 +1,119 @@
+"""Dispatching: SNS records or a direct invocation become trigger executions, each exactly once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from aws_lambda_powertools.utilities.data_classes import SNSEvent
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.common.aws import client
+from lambdas.common.cache import per_container
+from lambdas.common.config import dispatcher_config
+from lambdas.common.log import logger
+from lambdas.common.models import TriggerMessage
+from lambdas.common.validation import InvalidMessageError
+from lambdas.dispatcher.dead_letter import dead_letter
+from lambdas.dispatcher.triggers import TRIGGER_REGISTRY, DispatchContext
+
+# SNS redelivers within minutes and Lambda retries an asynchronous event for up to 6 hours; a day
+# covers both with margin, after which DynamoDB's TTL removes the record.
+IDEMPOTENCY_TTL_SECONDS: Final = 24 * 3600
+IDEMPOTENCY: Final = IdempotencyConfig(
+    event_key_jmespath="idempotency_key",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+)
+
+
+class RetryableDispatchError(RuntimeError):
+    """Some records failed for a transient reason; Lambda retries the event (done records are skipped)."""
+
+
+def dispatch_once(*, record: Mapping[str, str]) -> dict[str, Any]:
+    """Validate and execute one message, or dead-letter it. Raises only for transient failures."""
+    config = dispatcher_config()
+    raw, message_id = record["raw"], record["message_id"]
+    try:
+        message = TriggerMessage.parse(raw)
+        trigger_class = TRIGGER_REGISTRY.get(message.trigger_type)
+        if trigger_class is None:
+            raise InvalidMessageError(
+                f"unknown trigger_type {message.trigger_type!r}; "
+                f"known: {', '.join(sorted(TRIGGER_REGISTRY))}",
+                "UnknownTrigger",
+            )
+        trigger = trigger_class(message, DispatchContext(config, record["idempotency_key"], message_id))
+        result = trigger.execute()
+    except InvalidMessageError as error:
+        dead_letter_id = dead_letter(config.dead_letter_queue_url, error, message_id, raw)
+        logger.warning(
+            "message rejected",
+            extra={"reason": error.reason, "error_type": error.error_type, "dead_letter_id": dead_letter_id},
+        )
+        return {
+            "status": "rejected",
+            "message_id": message_id,
+            "error_type": error.error_type,
+            "reason": error.reason,
+        }
+    logger.info("message dispatched", extra={"trigger_type": message.trigger_type, "result": result})
+    return {
+        "status": "dispatched",
+        "message_id": message_id,
+        "trigger_type": message.trigger_type,
+        "result": result,
+    }
+
+
+@per_container
+def _idempotent_dispatch() -> Callable[..., dict[str, Any]]:
+    persistence = DynamoDBPersistenceLayer(
+        table_name=dispatcher_config().idempotency_table, boto3_client=client("dynamodb")
+    )
+    return idempotent_function(  # type: ignore[no-any-return]
+        dispatch_once, data_keyword_argument="record", persistence_store=persistence, config=IDEMPOTENCY
+    )
+
+
+def process_message(raw: str, message_id: str) -> dict[str, Any]:
+    """One delivery: the sender's idempotency_key, else the delivery's MessageId, decides duplicates."""
+    explicit = TriggerMessage.explicit_idempotency_key(raw)
+    key = f"idempotency_key:{explicit}" if explicit else f"message_id:{message_id}"
+    return _idempotent_dispatch()(record={"idempotency_key": key, "message_id": message_id, "raw": raw})
+
+
+def deliveries(event: Any, context: LambdaContext) -> list[tuple[str, str]]:
+    """(raw message, message id) pairs: one per SNS record, or the direct invocation's event itself.
+
+    Lambda keeps the request id across its retries of an asynchronous invocation, so it identifies a
+    direct invocation as SNS's MessageId identifies a delivery.
+    """
+    if isinstance(event, dict) and isinstance(event.get("Records"), list):
+        return [(record.sns.message, record.sns.message_id) for record in SNSEvent(event).records]
+    return [(json.dumps(event), context.aws_request_id)]
+
+
+def handle_event(event: Any, context: LambdaContext) -> dict[str, Any]:
+    IDEMPOTENCY.register_lambda_context(context)
+    results: list[dict[str, Any]] = []
+    failed: list[str] = []
+    # Records are independent: one's transient failure must not stop the others, and the retry that
+    # follows skips those already done thanks to idempotency.
+    for raw, message_id in deliveries(event, context):
+        logger.set_correlation_id(message_id)
+        try:
+            results.append(process_message(raw, message_id))
+        except Exception:
+            logger.exception("transient failure, the event will be retried", extra={"message_id": message_id})
+            failed.append(message_id)
+    if failed:
+        raise RetryableDispatchError(f"{len(failed)} record(s) failed transiently: {', '.join(failed)}")
+    return {"results": results}

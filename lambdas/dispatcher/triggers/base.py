@@ -1,0 +1,37 @@
+"""What every trigger is: a kind of work a message can ask for."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from lambdas.common.config import DispatcherConfig
+from lambdas.common.models import TriggerMessage
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchContext:
+    config: DispatcherConfig
+    # Same for every delivery of one message: names jobs and output prefixes deterministically.
+    idempotency_key: str
+    message_id: str
+
+
+class BaseTrigger(ABC):
+    """Subclasses validate `message.data` in `__init__` (raising InvalidMessageError, before any AWS
+    call) and do the work in `execute()`, returning a JSON-serialisable result.
+
+    `execute()` lets AWS errors propagate: the dispatcher treats them as transient and retries; only
+    InvalidMessageError (the message's own fault) goes to the dead-letter path.
+    """
+
+    trigger_type: ClassVar[str]
+
+    def __init__(self, message: TriggerMessage, context: DispatchContext) -> None:
+        self.message = message
+        self.context = context
+
+    @abstractmethod
+    def execute(self) -> dict[str, Any]:
+        """Do the work once; the dispatcher guarantees one call per message (idempotency)."""

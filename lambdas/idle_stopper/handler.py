@@ -1,0 +1,17 @@
+"""Lambda entry point of the idle stopper (EventBridge schedule)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.common.config import idle_stopper_config
+from lambdas.common.log import logger
+from lambdas.idle_stopper.service import check_and_stop
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id(context.aws_request_id)
+    return check_and_stop(idle_stopper_config())

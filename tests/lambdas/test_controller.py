@@ -1,0 +1,285 @@
+"""The GPU instance controller against moto's EC2 over HTTP and a live app on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from lambdas.common.app_client import AppError, base_url
+from lambdas.common.aws import client
+from lambdas.common.validation import InvalidMessageError
+from lambdas.controller.handler import lambda_handler
+from lambdas.controller.service import ControllerError, InstanceCapacityError
+from tests.lambdas.conftest import Configure
+from tests.lambdas.events import LambdaContext
+from tests.lambdas.fake_app import FakeApp
+from tests.lambdas.resources import GPU_INSTANCE_TYPE, Stack, notifications
+
+Invoke = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@pytest.fixture
+def invoke(stack: Stack, configure: Configure, context: Callable[..., LambdaContext]) -> Invoke:
+    configure("controller")
+    return lambda event: lambda_handler(event, context("controller"))
+
+
+@pytest.fixture
+def ec2_calls() -> Iterator[list[str]]:
+    """Names of the EC2 operations the controller sends (on its own, cached client)."""
+    calls: list[str] = []
+    client("ec2").meta.events.register(
+        "before-parameter-build.ec2.*", lambda model, **_: calls.append(model.name)
+    )
+    yield calls
+
+
+def state(stack: Stack) -> tuple[str, str]:
+    instance = boto3.client("ec2").describe_instances(InstanceIds=[stack.instance_id])["Reservations"][0]
+    return instance["Instances"][0]["State"]["Name"], instance["Instances"][0]["InstanceType"]
+
+
+def stop_in_moto(stack: Stack) -> None:
+    boto3.client("ec2").stop_instances(InstanceIds=[stack.instance_id])
+
+
+def test_start_from_stopped_waits_for_running(invoke: Invoke, stack: Stack, ec2_calls: list[str]) -> None:
+    stop_in_moto(stack)
+
+    result = invoke({"action": "start"})
+
+    assert result["instance_id"] == stack.instance_id
+    assert (result["previous_state"], result["state"], result["start_requested"]) == (
+        "stopped",
+        "running",
+        True,
+    )
+    assert result["instance_type"] == GPU_INSTANCE_TYPE
+    assert set(result["timings"]) == {"start_seconds", "total_seconds"}
+    assert ec2_calls == ["DescribeInstances", "StartInstances", "DescribeInstances", "DescribeInstances"]
+    assert state(stack) == ("running", GPU_INSTANCE_TYPE)
+
+
+def test_start_of_running_instance_is_a_no_op(invoke: Invoke, stack: Stack, ec2_calls: list[str]) -> None:
+    result = invoke({"action": "start"})
+
+    assert (result["previous_state"], result["state"], result["start_requested"]) == (
+        "running",
+        "running",
+        False,
+    )
+    assert ec2_calls == ["DescribeInstances"]
+
+
+def test_stop_then_stop_again(invoke: Invoke, stack: Stack, ec2_calls: list[str]) -> None:
+    first = invoke({"action": "stop"})
+    second = invoke({"action": "stop"})
+
+    assert (first["previous_state"], first["stop_requested"], first["state"]) == ("running", True, "stopped")
+    assert (second["previous_state"], second["stop_requested"]) == ("stopped", False)
+    assert ec2_calls.count("StopInstances") == 1
+    assert state(stack)[0] == "stopped"
+
+
+def test_status_reports_instance_and_app_health(
+    invoke: Invoke, stack: Stack, configure: Configure, fake_app: FakeApp
+) -> None:
+    configure("controller", APP_URL_OVERRIDE=fake_app.url)
+    fake_app.health |= {"idle_seconds": 12.5}
+
+    running = invoke({"action": "status"})
+    stop_in_moto(stack)
+    stopped = invoke({"action": "status"})
+
+    assert running["state"] == "running"
+    assert running["app"]["idle_seconds"] == 12.5
+    assert running["private_ip"].startswith("10.0.1.")
+    assert stopped["state"] == "stopped"
+    assert "app" not in stopped
+
+
+def test_start_and_process_forwards_files_to_the_live_app(
+    invoke: Invoke, stack: Stack, configure: Configure, fake_app: FakeApp
+) -> None:
+    configure("controller", APP_URL_OVERRIDE=fake_app.url)
+    stop_in_moto(stack)
+    fake_app.starting_polls = 2  # the app reports "starting" twice after the instance is up
+
+    result = invoke(
+        {
+            "action": "start_and_process",
+            "payload": {"files": ["image1.jpg", "broken.jpg"], "collection": "c1"},
+        }
+    )
+
+    assert (result["previous_state"], result["state"]) == ("stopped", "running")
+    assert result["app_url"] == fake_app.url
+    assert result["health_polls"] == 3
+    assert fake_app.process_requests == [{"files": ["image1.jpg", "broken.jpg"], "collection": "c1"}]
+    assert (result["http_status"], result["succeeded"], result["failed"]) == (207, 1, 1)
+    assert [(item["file"], item["status"]) for item in result["results"]] == [
+        ("image1.jpg", "ok"),
+        ("broken.jpg", "error"),
+    ]
+    assert result["results"][0]["faces"][0]["bbox"] == [1, 2, 30, 40]
+    assert result["results"][1]["error"] == {"status": 422, "reason": "not a decodable image"}
+    assert set(result["timings"]) == {"start_seconds", "ready_seconds", "process_seconds", "total_seconds"}
+
+
+def test_start_and_process_with_a_wrong_api_key_fails_clearly(
+    invoke: Invoke, stack: Stack, configure: Configure, fake_app: FakeApp
+) -> None:
+    configure("controller", APP_URL_OVERRIDE=fake_app.url)
+    boto3.client("ssm").put_parameter(
+        Name=stack.api_key_parameter, Value="wrong", Type="SecureString", Overwrite=True
+    )
+
+    with pytest.raises(AppError, match="HTTP 401"):
+        invoke({"action": "start_and_process", "payload": {"files": ["image1.jpg"]}})
+    assert fake_app.process_requests == []
+
+
+def test_app_that_never_gets_ready_fails_within_the_health_timeout(
+    invoke: Invoke, configure: Configure, fake_app: FakeApp
+) -> None:
+    configure("controller", APP_URL_OVERRIDE=fake_app.url, HEALTH_TIMEOUT_SECONDS="2")
+    fake_app.starting_polls = 10_000
+
+    with pytest.raises(AppError, match="not ready after 2 s"):
+        invoke({"action": "start_and_process", "payload": {"files": ["image1.jpg"]}})
+    assert 2 <= fake_app.health_calls <= 6
+
+
+def _capacity_error_on_start(monkeypatch: pytest.MonkeyPatch, *, then_real: bool) -> Stubber:
+    """Stub exactly StartInstances: the first call fails as EC2 does without capacity."""
+    ec2 = client("ec2")
+    stubbed = boto3.client("ec2")
+    stubber = Stubber(stubbed)
+    stubber.add_client_error(
+        "start_instances",
+        service_error_code="InsufficientInstanceCapacity",
+        service_message="We currently do not have sufficient g5.xlarge capacity in the Availability Zone.",
+        http_status_code=500,
+    )
+    stubber.activate()
+    calls = iter([stubbed.start_instances, *([ec2.start_instances] if then_real else [])])
+    monkeypatch.setattr(ec2, "start_instances", lambda **kwargs: next(calls)(**kwargs))
+    return stubber
+
+
+def test_capacity_error_raises_clearly_and_notifies(
+    invoke: Invoke, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stop_in_moto(stack)
+    stubber = _capacity_error_on_start(monkeypatch, then_real=False)
+
+    with pytest.raises(InstanceCapacityError, match=r"g5\.xlarge: InsufficientInstanceCapacity"):
+        invoke({"action": "start"})
+
+    stubber.assert_no_pending_responses()
+    (note,) = notifications(stack)
+    assert note["Subject"] == f"GPU instance {stack.instance_id} could not start: no capacity"
+    assert "InsufficientInstanceCapacity" in note["Message"]
+    assert note["MessageAttributes"]["event"]["Value"] == "capacity_error"
+    assert state(stack) == ("stopped", GPU_INSTANCE_TYPE)
+
+
+def test_capacity_error_falls_back_to_the_next_instance_type(
+    invoke: Invoke, stack: Stack, configure: Configure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure("controller", FALLBACK_INSTANCE_TYPES="g4dn.xlarge, g6.xlarge")
+    stop_in_moto(stack)
+    _capacity_error_on_start(monkeypatch, then_real=True)
+
+    result = invoke({"action": "start"})
+
+    assert (result["state"], result["instance_type"], result["fallback_from"]) == (
+        "running",
+        "g4dn.xlarge",
+        "g5.xlarge",
+    )
+    assert state(stack) == ("running", "g4dn.xlarge")
+    assert notifications(stack) == []
+
+
+def _described(instance_id: str, name: str, code: int) -> dict[str, Any]:
+    instance = {
+        "InstanceId": instance_id,
+        "InstanceType": GPU_INSTANCE_TYPE,
+        "State": {"Name": name, "Code": code},
+        "LaunchTime": datetime(2026, 11, 23, 6, 0, tzinfo=UTC),
+        "PrivateIpAddress": "10.0.1.4",
+    }
+    return {"Reservations": [{"Instances": [instance]}]}
+
+
+@pytest.mark.parametrize(
+    ("states", "expected_calls"),
+    [
+        # pending: only wait; stopping: wait for stopped, start, wait for running.
+        ([("pending", 0), ("running", 16), ("running", 16)], ["DescribeInstances"] * 3),
+        (
+            [("stopping", 64), ("stopped", 80), "start", ("running", 16), ("running", 16)],
+            [*["DescribeInstances"] * 2, "StartInstances", *["DescribeInstances"] * 2],
+        ),
+    ],
+    ids=["pending", "stopping"],
+)
+def test_start_handles_transitional_states(
+    invoke: Invoke,
+    stack: Stack,
+    states: list[Any],
+    expected_calls: list[str],
+    ec2_calls: list[str],
+) -> None:
+    ec2 = client("ec2")
+    with Stubber(ec2) as stubber:
+        for item in states:
+            if item == "start":
+                stubber.add_response("start_instances", {}, {"InstanceIds": [stack.instance_id]})
+            else:
+                stubber.add_response("describe_instances", _described(stack.instance_id, *item))
+        result = invoke({"action": "start"})
+        stubber.assert_no_pending_responses()
+
+    assert result["state"] == "running"
+    assert result["start_requested"] is ("start" in states)
+    assert result["previous_state"] == states[0][0]
+    assert ec2_calls == expected_calls
+
+
+def test_terminated_instance_cannot_be_started(invoke: Invoke, stack: Stack) -> None:
+    boto3.client("ec2").terminate_instances(InstanceIds=[stack.instance_id])
+
+    with pytest.raises(ControllerError, match="terminated"):
+        invoke({"action": "start"})
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({"action": "reboot"}, "action must be one of"),
+        ({"action": "start_and_process"}, "files must be a list"),
+        ({"action": "start_and_process", "payload": {"files": ["/etc/passwd"]}}, "relative key"),
+        ({"action": "start", "extra": 1}, "unknown field"),
+    ],
+)
+def test_invalid_requests_are_refused_with_their_reason(
+    invoke: Invoke, event: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(InvalidMessageError, match=reason):
+        invoke(event)
+
+
+def test_app_url_is_the_private_ip_unless_overridden() -> None:
+    assert base_url("10.0.1.4", 8000, "") == "http://10.0.1.4:8000"
+    assert base_url("10.0.1.4", 8000, "http://127.0.0.1:9000/") == "http://127.0.0.1:9000"
+    with pytest.raises(AppError, match="no private IP"):
+        base_url(None, 8000, "")
+    with pytest.raises(AppError, match="http"):
+        base_url("10.0.1.4", 8000, "file:///etc/passwd")
