@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from gpu_app.index import FaceRecord, SearchHit
 from gpu_app.service import ImageOutcome, QueryFace
+from gpu_app.sidecar import SidecarFace
 
 Collection = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 BBox = tuple[float, float, float, float]
@@ -23,6 +24,12 @@ class FaceOut(BaseModel):
     bbox: BBox
     landmarks: list[tuple[float, float]] = Field(default_factory=list)
     det_score: float
+
+    @classmethod
+    def from_sidecar(cls, face: SidecarFace) -> FaceOut:
+        return cls(
+            face_id=face.face_id, bbox=face.bbox, landmarks=list(face.landmarks), det_score=face.det_score
+        )
 
 
 class FileResult(BaseModel):
@@ -46,10 +53,7 @@ class FileResult(BaseModel):
             storage_key=outcome.storage_key,
             width=outcome.width,
             height=outcome.height,
-            faces=[
-                FaceOut(face_id=f.face_id, bbox=f.bbox, landmarks=list(f.landmarks), det_score=f.det_score)
-                for f in outcome.faces
-            ],
+            faces=[FaceOut.from_sidecar(f) for f in outcome.faces],
             indexed=outcome.indexed,
             warning=outcome.warning,
             error=ErrorOut(status=outcome.error.status, reason=outcome.error.reason)

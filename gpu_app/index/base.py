@@ -80,6 +80,19 @@ class IndexHealth:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+def check_record(record: FaceRecord, dim: int, model_pack: str, index_label: str) -> None:
+    """Refuse a vector of another model pack or dimension: mixed vectors make every search wrong."""
+    if record.model_pack != model_pack:
+        raise IndexMismatchError(
+            f"face {record.face_id} is from model pack {record.model_pack!r}; {index_label} holds "
+            f"{model_pack!r} vectors only"
+        )
+    if np.shape(record.embedding) != (dim,):
+        raise IndexMismatchError(
+            f"face {record.face_id} has shape {np.shape(record.embedding)}, not ({dim},)"
+        )
+
+
 @runtime_checkable
 class VectorIndex(Protocol):
     backend: str

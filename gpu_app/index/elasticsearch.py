@@ -39,6 +39,7 @@ from gpu_app.index.base import (
     SearchFilters,
     SearchHit,
     VectorIndexError,
+    check_record,
 )
 
 if TYPE_CHECKING:
@@ -362,7 +363,7 @@ class ElasticsearchIndex:
         if not records:
             return
         for record in records:
-            self._check_record(record)
+            check_record(record, self.dim, self.model_pack, f"index {self.index_name!r}")
 
         from elastic_transport import ConnectionError, ConnectionTimeout, TlsError
         from elasticsearch.helpers import streaming_bulk
@@ -629,17 +630,6 @@ class ElasticsearchIndex:
     def _require_open(self) -> None:
         if not self.dim:
             raise IndexUnavailableError("Elasticsearch index is not open: call open(dim, model_pack) first")
-
-    def _check_record(self, record: FaceRecord) -> None:
-        if record.model_pack != self.model_pack:
-            raise IndexMismatchError(
-                f"face {record.face_id} is from model pack {record.model_pack!r}; index {self.index_name!r} "
-                f"holds {self.model_pack!r} vectors only"
-            )
-        if np.shape(record.embedding) != (self.dim,):
-            raise IndexMismatchError(
-                f"face {record.face_id} has shape {np.shape(record.embedding)}, not ({self.dim},)"
-            )
 
     def _sleep(self, attempt: int) -> None:
         s = self.settings

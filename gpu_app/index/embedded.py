@@ -22,6 +22,7 @@ from gpu_app.index.base import (
     IndexUnavailableError,
     SearchFilters,
     SearchHit,
+    check_record,
 )
 
 _SCHEMA = """
@@ -117,7 +118,7 @@ class EmbeddedIndex:
         if not records:
             return
         for record in records:
-            self._check_record(record)
+            check_record(record, self.dim, self.model_pack, "this index")
         rows = [
             (
                 r.face_id,
@@ -277,17 +278,6 @@ class EmbeddedIndex:
         if self._db is None:
             raise IndexUnavailableError("embedded index is not open")
         return self._db
-
-    def _check_record(self, record: FaceRecord) -> None:
-        if record.model_pack != self.model_pack:
-            raise IndexMismatchError(
-                f"face {record.face_id} is from model pack {record.model_pack!r}; this index holds "
-                f"{self.model_pack!r} vectors only"
-            )
-        if np.shape(record.embedding) != (self.dim,):
-            raise IndexMismatchError(
-                f"face {record.face_id} has shape {np.shape(record.embedding)}, not ({self.dim},)"
-            )
 
     def _ids_where(self, where: str, params: Sequence[Any]) -> list[int]:
         return [row[0] for row in self._require_db().execute(f"SELECT id FROM faces WHERE {where}", params)]  # noqa: S608

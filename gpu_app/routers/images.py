@@ -120,10 +120,7 @@ async def get_image(image_id: str, service: ServiceDep) -> ImageOut:
         width=sidecar.width,
         height=sidecar.height,
         created_at=sidecar.created_at,
-        faces=[
-            FaceOut(face_id=f.face_id, bbox=f.bbox, landmarks=list(f.landmarks), det_score=f.det_score)
-            for f in sidecar.faces
-        ],
+        faces=[FaceOut.from_sidecar(f) for f in sidecar.faces],
     )
 
 
