@@ -9,6 +9,7 @@ See README.md in this folder for the environment, outputs and exit codes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 EXIT_OK: Final = 0
@@ -19,3 +20,15 @@ EXIT_INTERRUPTED: Final = 143  # 128 + SIGTERM: stopped by Batch after a checkpo
 
 class ConfigError(ValueError):
     """A setting is missing or wrong; the message names the variable (or flag) to set."""
+
+
+def require(settings: Iterable[tuple[str, str, str | None]]) -> None:
+    """Raise one ConfigError naming every (variable, flag, value) whose value is empty."""
+    missing = [f"{env} (or {flag})" for env, flag, value in settings if not value]
+    if missing:
+        raise ConfigError(f"set {', '.join(missing)}")
+
+
+def output_key(prefix: str, name: str) -> str:
+    """`name` under the job's OUTPUT_PREFIX (the dispatcher's prefixes end with '/', others may not)."""
+    return f"{prefix.strip('/')}/{name}"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -108,7 +108,7 @@ def pinned_inputs(
     s3: Any,
     bucket: str,
     key: str,
-    list_inputs: Any,
+    list_inputs: Callable[[], list[InputItem]],
     *,
     attempts: int = 5,
 ) -> list[InputItem]:
