@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 State = Literal["starting", "ready", "failed", "stopped"]
 _INDEX_RETRY_SECONDS = 30.0
+# terraform/modules/api_key creates the parameter with this placeholder; the user replaces it.
+TERRAFORM_PLACEHOLDER_PREFIX = "PLACEHOLDER-"
 
 
 class Runtime:
@@ -51,7 +53,14 @@ class Runtime:
             return self.settings.api_key.get_secret_value()
         if self.settings.api_key_ssm_parameter:
             # Fail at start, not on the first request: a missing secret is a deployment error.
-            return fetch_secret(self.settings.api_key_ssm_parameter, self.settings.aws_region).strip()
+            name = self.settings.api_key_ssm_parameter
+            key = fetch_secret(name, self.settings.aws_region).strip()
+            if key.startswith(TERRAFORM_PLACEHOLDER_PREFIX):
+                raise RuntimeError(
+                    f"API key parameter {name} still holds Terraform's placeholder; set the real key with "
+                    f"`aws ssm put-parameter --name {name} --type SecureString --overwrite --value KEY`"
+                )
+            return key
         return None
 
     def start(self, background: bool = True) -> None:

@@ -316,3 +316,20 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
         "/jobs/{job_id}",
     ):
         assert path in paths
+
+
+def test_terraform_placeholder_api_key_is_refused(
+    make_client: Callable[..., TestClient], aws_endpoint: str
+) -> None:
+    import boto3
+
+    from gpu_app.runtime import TERRAFORM_PLACEHOLDER_PREFIX
+    from tests.terraform.tfconfig import TERRAFORM_DIR, load_module
+
+    module = load_module(TERRAFORM_DIR / "modules" / "api_key")
+    placeholder = module.variables["placeholder_value"]["default"]
+    assert placeholder.startswith(TERRAFORM_PLACEHOLDER_PREFIX)  # the two sides agree
+    name = "/face-embed/dev/api-key"
+    boto3.client("ssm").put_parameter(Name=name, Value=placeholder, Type="SecureString")
+    with pytest.raises(RuntimeError, match="aws ssm put-parameter"):
+        make_client(api_key_ssm_parameter=name)
