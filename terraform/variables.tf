@@ -388,7 +388,7 @@ variable "es_hosts" {
 
 variable "es_secret_ssm_parameter" {
   type        = string
-  description = "SSM parameter holding the Elasticsearch credentials (ES_SECRET_SSM_PARAMETER); the instance and the jobs may read it. Null: none."
+  description = "SSM parameter holding the Elasticsearch credentials (the app reads its name from ES_SECRET_NAME); the instance and the jobs may read it. Null: none."
   default     = null
 
   validation {

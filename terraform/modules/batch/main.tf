@@ -62,21 +62,21 @@ locals {
   # Settings the gpu_app image reads (gpu_app/config.py). Empty values are left out: Batch drops
   # them, and keeping them would show a difference on every plan.
   common_environment = {
-    ML_INPUT_BUCKET         = var.input_bucket_name
-    ML_OUTPUT_BUCKET        = var.output_bucket_name
-    MODEL_ROOT              = "/models"
-    MODEL_PACK              = var.model_pack
-    MODELS_S3_URI           = "s3://${var.models_bucket_name}/${var.models_s3_prefix}"
-    DET_SIZE                = tostring(var.det_size)
-    STORAGE_BACKEND         = "s3"
-    S3_BUCKET_NAME          = var.input_bucket_name
-    S3_UPLOAD_PATH          = var.s3_upload_path
-    AWS_REGION              = local.region
-    VECTOR_INDEX            = var.vector_index
-    INDEX_NAME              = var.index_name
-    ES_HOSTS                = var.es_hosts
-    ES_SECRET_SSM_PARAMETER = var.es_secret_ssm_parameter_name == null ? "" : var.es_secret_ssm_parameter_name
-    API_KEY_SSM_PARAMETER   = var.api_key_parameter_name == null ? "" : var.api_key_parameter_name
+    ML_INPUT_BUCKET       = var.input_bucket_name
+    ML_OUTPUT_BUCKET      = var.output_bucket_name
+    MODEL_ROOT            = "/models"
+    MODEL_PACK            = var.model_pack
+    MODELS_S3_URI         = "s3://${var.models_bucket_name}/${var.models_s3_prefix}"
+    DET_SIZE              = tostring(var.det_size)
+    STORAGE_BACKEND       = "s3"
+    S3_BUCKET_NAME        = var.input_bucket_name
+    S3_UPLOAD_PATH        = var.s3_upload_path
+    AWS_REGION            = local.region
+    VECTOR_INDEX          = var.vector_index
+    INDEX_NAME            = var.index_name
+    ES_HOSTS              = var.es_hosts
+    ES_SECRET_NAME        = var.es_secret_ssm_parameter_name == null ? "" : var.es_secret_ssm_parameter_name
+    API_KEY_SSM_PARAMETER = var.api_key_parameter_name == null ? "" : var.api_key_parameter_name
   }
   job_environment = {
     gpu = merge(local.common_environment, { EXECUTION_PROVIDER = var.gpu_execution_provider, REQUIRE_GPU = "true" })

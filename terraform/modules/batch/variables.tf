@@ -171,7 +171,7 @@ variable "es_hosts" {
 
 variable "es_secret_ssm_parameter_name" {
   type        = string
-  description = "SSM parameter holding the Elasticsearch credentials (ES_SECRET_SSM_PARAMETER); the job role may read it. Null: none."
+  description = "SSM parameter holding the Elasticsearch credentials (the app reads its name from ES_SECRET_NAME); the job role may read it. Null: none."
   default     = null
 }
 

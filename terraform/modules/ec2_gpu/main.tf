@@ -56,7 +56,7 @@ locals {
       AWS_REGION              = local.region
       DET_SIZE                = tostring(var.det_size)
       ES_HOSTS                = var.es_hosts
-      ES_SECRET_SSM_PARAMETER = var.es_secret_ssm_parameter_name == null ? "" : var.es_secret_ssm_parameter_name
+      ES_SECRET_NAME          = var.es_secret_ssm_parameter_name == null ? "" : var.es_secret_ssm_parameter_name
       EXECUTION_PROVIDER      = var.execution_provider
       HOST                    = "0.0.0.0"
       INDEX_NAME              = var.index_name
