@@ -13,6 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 Image.MAX_IMAGE_PIXELS = None
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "MPO", "TIFF", "GIF"})
+_FAST_JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 
 
 class ImageDecodeError(ValueError):
@@ -53,6 +54,8 @@ def decode_image(data: bytes, *, max_pixels: int, min_side: int = 1) -> DecodedI
         )
     if min(width, height) < min_side:
         raise ImageDecodeError(f"image is {width}x{height}, smaller than {min_side} px on a side")
+    if image.format in _FAST_JPEG_FORMATS and image.mode in {"RGB", "L"}:
+        return _decode_jpeg_fast(data, image.format, min_side)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -65,6 +68,23 @@ def decode_image(data: bytes, *, max_pixels: int, min_side: int = 1) -> DecodedI
     return DecodedImage(
         bgr=bgr, format=str(image.format or "").upper() or "UNKNOWN", width=bgr.shape[1], height=bgr.shape[0]
     )
+
+
+def _decode_jpeg_fast(data: bytes, fmt: str, min_side: int) -> DecodedImage:
+    """The common case (an 8-bit RGB or gray JPEG) straight to BGR with OpenCV: 2-4x faster than
+    Pillow plus its conversions, and OpenCV applies the EXIF orientation itself."""
+    import cv2
+
+    # libjpeg pads a truncated file with gray and only warns; Pillow refuses it, and so do we.
+    if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        raise ImageDecodeError("corrupt or truncated image data: JPEG has no end-of-image marker")
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageDecodeError("corrupt or truncated image data: the JPEG stream does not decode")
+    height, width = bgr.shape[:2]
+    if min(width, height) < min_side:
+        raise ImageDecodeError(f"image is {width}x{height}, smaller than {min_side} px on a side")
+    return DecodedImage(bgr=bgr, format=fmt, width=width, height=height)
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:

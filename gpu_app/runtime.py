@@ -12,6 +12,7 @@ from typing import Literal
 
 from gpu_app.config import Settings
 from gpu_app.engine import FaceEngine, load_engine
+from gpu_app.engine.batching import BatchingEngine
 from gpu_app.index import VectorIndex, build_index
 from gpu_app.jobs import JobManager
 from gpu_app.metrics import Metrics
@@ -46,6 +47,7 @@ class Runtime:
         self._ready = threading.Event()
         self._stopping = threading.Event()
         self._retry_thread: threading.Thread | None = None
+        self._batching: BatchingEngine | None = None
         self.api_key = self._resolve_api_key()
 
     def _resolve_api_key(self) -> str | None:
@@ -75,7 +77,9 @@ class Runtime:
 
     def _load(self) -> None:
         try:
-            engine = self._engine or load_engine(self.settings)
+            # One inference worker per model for the whole server: concurrent requests share batches.
+            engine = BatchingEngine(self._engine or load_engine(self.settings))
+            self._batching = engine
             storage = self._storage or build_storage(self.settings)
             index = self._index or build_index(self.settings)
             index.open(engine.info.embedding_dim, engine.info.model_pack)
@@ -124,4 +128,6 @@ class Runtime:
         if self.service is not None:
             self.service.close()
             self.service.index.close()
+        if self._batching is not None:
+            self._batching.close()
         self.state = "stopped"

@@ -102,3 +102,42 @@ def test_default_settings_keep_insightface_download_behaviour(monkeypatch) -> No
     assert str(settings.model_root_path).endswith(".insightface")
     assert settings.effective_match_threshold == 0.5
     assert Settings(model_pack="offline_sc").effective_match_threshold == 0.6
+
+
+def test_batching_engine_shares_recognition_batches_across_callers(
+    engine: InsightFaceEngine, t1: np.ndarray, monkeypatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gpu_app.engine.batching import BatchingEngine
+
+    expected = engine.analyze([t1])[0]
+    calls: list[int] = []
+    original = engine._recognizer.get_feat
+    monkeypatch.setattr(
+        engine._recognizer, "get_feat", lambda crops: calls.append(len(crops)) or original(crops)
+    )
+    batching = BatchingEngine(engine)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(lambda _: batching.analyze([t1]), range(8)))
+    finally:
+        batching.close()
+    for result in results:  # every caller gets its own image's faces, identical to a direct call
+        assert len(result) == 1 and len(result[0]) == 6
+        for got, want in zip(result[0], expected, strict=True):
+            np.testing.assert_allclose(got.embedding, want.embedding, atol=1e-5)
+    assert batching.rounds == len(calls) < 8  # callers waiting together shared a model call
+    assert sum(calls) == 48
+
+
+def test_batching_engine_passes_errors_to_every_waiting_caller(engine: InsightFaceEngine) -> None:
+    from gpu_app.engine.batching import BatchingEngine
+
+    batching = BatchingEngine(engine)
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - whatever the model raises reaches the caller
+            batching.analyze([np.zeros((0, 0, 3), dtype=np.uint8)])
+        assert len(batching.analyze([np.full((64, 64, 3), 127, np.uint8)])[0]) == 0  # still serving
+    finally:
+        batching.close()
