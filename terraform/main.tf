@@ -145,10 +145,11 @@ module "idempotency" {
 module "batch" {
   source = "./modules/batch"
 
-  name_prefix        = local.name_prefix
-  subnet_ids         = module.vpc.instance_subnet_ids
-  security_group_ids = [module.vpc.batch_security_group_id]
-  container_image    = var.container_image
+  name_prefix         = local.name_prefix
+  subnet_ids          = module.vpc.instance_subnet_ids
+  security_group_ids  = [module.vpc.batch_security_group_id]
+  container_image     = var.container_image
+  cpu_container_image = var.cpu_container_image
 
   input_bucket_name  = module.s3.input_bucket_name
   input_bucket_arn   = module.s3.input_bucket_arn

@@ -347,7 +347,7 @@ resource "aws_batch_job_definition" "this" {
   propagate_tags        = true
 
   container_properties = jsonencode({
-    image                = var.container_image
+    image                = each.value.compute == "cpu" ? coalesce(var.cpu_container_image, var.container_image) : var.container_image
     command              = each.value.command
     jobRoleArn           = aws_iam_role.job.arn
     resourceRequirements = local.resource_requirements[each.value.compute]

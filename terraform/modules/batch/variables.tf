@@ -42,6 +42,17 @@ variable "container_image" {
   }
 }
 
+variable "cpu_container_image" {
+  type        = string
+  default     = null
+  description = "Image the CPU job definitions run (docker/Dockerfile.cpu, without CUDA). Null: container_image, whose onnxruntime-gpu also runs on CPU."
+
+  validation {
+    condition     = var.cpu_container_image == null || can(regex("^[0-9]{12}\\\\.dkr\\\\.ecr\\\\.[a-z0-9-]+\\\\.amazonaws\\\\.com(\\\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$", var.cpu_container_image))
+    error_message = "cpu_container_image must be null or an ECR image URI with a tag or digest."
+  }
+}
+
 variable "input_bucket_name" {
   type        = string
   description = "Input bucket (ML_INPUT_BUCKET, and S3_BUCKET_NAME of the app's storage)."
