@@ -23,8 +23,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 LAMBDA_ARCH ?= x86_64
+BENCH_ARGS ?=
 
-.PHONY: help venv run serve test lint format checkov-venv clean lock package
+.PHONY: help venv run serve test lint format checkov-venv clean lock package bench bench-quick
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,7 +45,12 @@ $(CHECKOV_VENV)/.installed: requirements/checkov.txt
 
 checkov-venv: $(CHECKOV_VENV)/.installed ## Create .venv-checkov (checkov clashes with python-hcl2)
 
-run: serve ## Run the main job on embedded defaults
+run: STATE_DIR ?= .local-stack
+run: MOTO_PORT ?= 5000
+run: LAMBDA_PORT ?= 5001
+run: venv ## Whole system on 127.0.0.1: local AWS (moto), the Lambdas, Batch jobs, the app on $(PORT); Ctrl-C stops
+	$(PY) -m lambdas.local --state-dir $(STATE_DIR) --moto-port $(MOTO_PORT) --lambda-port $(LAMBDA_PORT) \
+		--app-port $(PORT)
 
 serve: venv ## Start the face-embedding API on $(HOST):$(PORT) (CPU, local storage, embedded index)
 	$(PY) -m gpu_app serve --host $(HOST) --port $(PORT)

@@ -1,8 +1,9 @@
-"""The AWS resources the Lambda functions use, created through boto3 against whatever endpoint
-AWS_ENDPOINT_URL names (moto here; the local stack's bootstrap can reuse `create_stack`).
+"""The AWS resources the Lambda functions use, created by the local stack's bootstrap
+(`lambdas/local/bootstrap.py`, names from terraform/naming.json) against whatever endpoint
+AWS_ENDPOINT_URL names (moto here).
 
 `Stack.environment(function)` gives each function exactly the variables `lambdas/common/env.py`
-declares for it, so tests and the local stack configure the functions the way Terraform does.
+declares for it, valued as Terraform's lambda module sets them.
 """
 
 from __future__ import annotations
@@ -15,28 +16,19 @@ from typing import Any
 
 import boto3
 
-from lambdas.common import env
+from lambdas.local.bootstrap import Resources, create_resources
 
-ASSUME_ROLE_POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": ["batch.amazonaws.com", "lambda.amazonaws.com"]},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
 API_KEY = "local-test-api-key"
+# Not Terraform's default type: the fallback tests switch to g4dn.xlarge, which must differ from it.
 GPU_INSTANCE_TYPE = "g5.xlarge"
-# moto accepts any AMI id; looking one up (DescribeImages) costs seconds per test.
-AMI_ID = "ami-0123456789abcdef0"
 
 
 @dataclasses.dataclass(frozen=True)
 class Stack:
+    """The bootstrap's resources as the tests use them: queues and job definitions by ARN (as
+    DescribeJobs reports them), plus the moto-side controller function the dispatcher invokes."""
+
+    resources: Resources
     name: str
     input_bucket: str
     output_bucket: str
@@ -46,7 +38,6 @@ class Stack:
     script_definition_cpu: str
     embed_definition_gpu: str
     embed_definition_cpu: str
-    idempotency_table: str
     dead_letter_queue_url: str
     notifications_topic_arn: str
     notifications_queue_url: str
@@ -56,32 +47,7 @@ class Stack:
 
     def environment(self, function: str, **overrides: str) -> dict[str, str]:
         """The variables env.py declares for `function`: this stack's values, else env.py's defaults."""
-        values = {
-            "POWERTOOLS_SERVICE_NAME": f"{self.name}-{function}",
-            "ML_INPUT_BUCKET": self.input_bucket,
-            "ML_OUTPUT_BUCKET": self.output_bucket,
-            "GPU_JOB_QUEUE": self.gpu_queue,
-            "CPU_JOB_QUEUE": self.cpu_queue,
-            "SCRIPT_JOB_DEFINITION_GPU": self.script_definition_gpu,
-            "SCRIPT_JOB_DEFINITION_CPU": self.script_definition_cpu,
-            "EMBED_JOB_DEFINITION_GPU": self.embed_definition_gpu,
-            "EMBED_JOB_DEFINITION_CPU": self.embed_definition_cpu,
-            "CONTROLLER_FUNCTION_NAME": self.controller_function_name,
-            "IDEMPOTENCY_TABLE": self.idempotency_table,
-            "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url,
-            "GPU_INSTANCE_ID": self.instance_id,
-            "API_KEY_PARAMETER": self.api_key_parameter,
-            "NOTIFICATIONS_TOPIC_ARN": self.notifications_topic_arn,
-        } | overrides
-        declared = env.FUNCTION_ENVIRONMENT[function]
-        unknown = set(overrides) - set(declared)
-        if unknown:
-            raise KeyError(f"{function} does not read {sorted(unknown)}")
-        result = {name: values.get(name, default) for name, default in declared.items()}
-        missing = [name for name, value in result.items() if value is None]
-        if missing:
-            raise KeyError(f"no value for required {function} variables {missing}")
-        return {name: str(value) for name, value in result.items()}
+        return self.resources.function_environment(function, **overrides)
 
 
 def _zip_with(name: str, text: str) -> bytes:
@@ -91,93 +57,37 @@ def _zip_with(name: str, text: str) -> bytes:
     return buffer.getvalue()
 
 
-def _create_batch(session: boto3.session.Session, name: str, role_arn: str) -> dict[str, str]:
-    batch = session.client("batch")
-    environment = batch.create_compute_environment(
-        computeEnvironmentName=f"{name}-ce",
-        type="UNMANAGED",
-        state="ENABLED",
-        serviceRole=role_arn,
-    )["computeEnvironmentArn"]
-    queues = {}
-    for kind in ("gpu", "cpu"):
-        queues[kind] = batch.create_job_queue(
-            jobQueueName=f"{name}-{kind}",
-            state="ENABLED",
-            priority=1,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
-        )["jobQueueArn"]
-    definitions = {}
-    for job, command in (("script", "run-script"), ("embed", "embed")):
-        for kind in ("gpu", "cpu"):
-            requirements = [{"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "4096"}]
-            if kind == "gpu":
-                requirements.append({"type": "GPU", "value": "1"})
-            definitions[f"{job}_{kind}"] = batch.register_job_definition(
-                jobDefinitionName=f"{name}-{job}-{kind}",
-                type="container",
-                containerProperties={
-                    "image": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}-{kind}:latest",
-                    "command": ["python", "-m", "gpu_app.batch", command],
-                    "resourceRequirements": requirements,
-                },
-            )["jobDefinitionArn"]
-    return {"gpu_queue": queues["gpu"], "cpu_queue": queues["cpu"]} | {
-        f"{job}_definition_{kind}": definitions[f"{job}_{kind}"]
-        for job in ("script", "embed")
-        for kind in ("gpu", "cpu")
-    }
-
-
-def create_stack(name: str = "gpu-faces", session: boto3.session.Session | None = None) -> Stack:
-    """Create every resource the four functions use and return their names."""
+def create_stack(session: boto3.session.Session | None = None) -> Stack:
+    """Every resource the four functions use, with the instance left running (the tests stop it)."""
     session = session or boto3.session.Session()
-    iam, ec2, s3 = session.client("iam"), session.client("ec2"), session.client("s3")
-    sqs, sns = session.client("sqs"), session.client("sns")
-
-    role_arn = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=ASSUME_ROLE_POLICY)["Role"][
-        "Arn"
-    ]
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(GroupName=f"{name}-sg", Description="gpu app", VpcId=vpc)["GroupId"]
-    instance_id = ec2.run_instances(
-        ImageId=AMI_ID,
-        InstanceType=GPU_INSTANCE_TYPE,
-        MinCount=1,
-        MaxCount=1,
-        SubnetId=subnet,
-        SecurityGroupIds=[group],
-    )["Instances"][0]["InstanceId"]
-
-    buckets = {kind: f"{name}-{kind}" for kind in ("input", "output")}
-    for bucket in buckets.values():
-        s3.create_bucket(Bucket=bucket)
-
-    table = f"{name}-idempotency"
-    dynamodb = session.client("dynamodb")
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
+    resources = create_resources(
+        session,
+        api_key=API_KEY,
+        instance_type=GPU_INSTANCE_TYPE,
+        # The controller tests read the instance's private IP in this subnet.
+        vpc_cidr="10.0.0.0/16",
+        instance_subnet_cidr="10.0.1.0/24",
+        stop_after_first_boot=False,
     )
-    dynamodb.update_time_to_live(
-        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
-    )
-
-    dead_letter_url = sqs.create_queue(QueueName=f"{name}-dispatcher-dlq")["QueueUrl"]
-    topic = sns.create_topic(Name=f"{name}-notifications")["TopicArn"]
-    inbox_url = sqs.create_queue(QueueName=f"{name}-notifications-inbox")["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
-
-    parameter = f"/{name}/api-key"
-    session.client("ssm").put_parameter(Name=parameter, Value=API_KEY, Type="SecureString")
-
-    controller = f"{name}-controller"
+    # The dispatcher's InvokeFunction reaches moto in these tests (the local stack sends it to its
+    # Lambda host instead), so the controller must exist there; moto only echoes without Docker.
+    iam = session.client("iam")
+    role_arn = iam.create_role(
+        RoleName=f"{resources.names['name_prefix']}-controller",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    controller = resources.function_names["controller"]
     session.client("lambda").create_function(
         FunctionName=controller,
         Runtime="python3.12",
@@ -185,19 +95,24 @@ def create_stack(name: str = "gpu-faces", session: boto3.session.Session | None 
         Handler="lambdas.controller.handler.lambda_handler",
         Code={"ZipFile": _zip_with("index.py", "def handler(event, context):\n    return event\n")},
     )
-
+    definitions = resources.job_definition_arns
     return Stack(
-        name=name,
-        input_bucket=buckets["input"],
-        output_bucket=buckets["output"],
-        idempotency_table=table,
-        dead_letter_queue_url=dead_letter_url,
-        notifications_topic_arn=topic,
-        notifications_queue_url=inbox_url,
-        instance_id=instance_id,
-        api_key_parameter=parameter,
+        resources=resources,
+        name=resources.names["name_prefix"],
+        input_bucket=resources.input_bucket,
+        output_bucket=resources.output_bucket,
+        gpu_queue=resources.job_queue_arns["gpu"],
+        cpu_queue=resources.job_queue_arns["cpu"],
+        script_definition_gpu=definitions["script_runner_gpu"],
+        script_definition_cpu=definitions["script_runner_cpu"],
+        embed_definition_gpu=definitions["face_embedding_gpu"],
+        embed_definition_cpu=definitions["face_embedding_cpu"],
+        dead_letter_queue_url=resources.trigger_dlq_url,
+        notifications_topic_arn=resources.notifications_topic_arn,
+        notifications_queue_url=resources.notifications_local_queue_url,
+        instance_id=resources.instance_id,
+        api_key_parameter=resources.api_key_parameter,
         controller_function_name=controller,
-        **_create_batch(session, name, role_arn),
     )
 
 

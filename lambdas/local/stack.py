@@ -1,0 +1,331 @@
+"""Start and stop the whole local stack, in order, on 127.0.0.1 only (README.md here has the picture)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from lambdas.local.banner import banner
+from lambdas.local.batch_executor import BatchExecutor, monitor_event
+from lambdas.local.bootstrap import (
+    Resources,
+    create_resources,
+    instance_app_environment,
+    job_definition_environment,
+    resource_names,
+)
+from lambdas.local.host import MEMORY_MB, FunctionSpec, LambdaHost, runtime_variables
+from lambdas.local.local_aws import (
+    LOOPBACK,
+    RUN_MARKER,
+    LocalAws,
+    aws_environment,
+    child_environment,
+    loopback_url,
+)
+from lambdas.local.processes import Console, LineSink, Loop, ManagedProcess, marked_processes
+from lambdas.local.sources import Schedule, TopicSubscription
+from lambdas.local.state import StateDir
+from lambdas.local.supervisor import AppSupervisor
+
+READY_LINE: Final = "Local stack ready."
+MOTO_START_TIMEOUT: Final = 60.0
+# The model settings a user may set for `make run`; everything else is the stack's (as in AWS).
+PASSED_APP_SETTINGS: Final = ("MODEL_ROOT", "MODEL_PACK", "DET_SIZE", "DET_THRESHOLD", "MATCH_THRESHOLD")
+_MOTO_ACCESS_LOG: Final = f"{LOOPBACK} - - ["
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    state_dir: Path
+    moto_port: int = 5000
+    lambda_port: int = 5001
+    app_port: int = 8000
+    app: bool = True
+    idle_check_seconds: float = 60.0
+    auto_shutdown_idle_time: int = 3600
+    batch_parallelism: int = 2
+
+
+class StartError(RuntimeError):
+    """The stack cannot start (a port is taken, moto did not come up, ...); the message says why."""
+
+
+def _check_port_free(port: int, what: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers bind: a port whose last connections linger in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            hint = " (on macOS the AirPlay Receiver uses 5000)" if port == 5000 else ""
+            raise StartError(f"port {port} for {what} is in use{hint}: choose another port") from None
+
+
+def _moto_line(sink: LineSink) -> LineSink:
+    # moto logs every request; its access log would bury everything else (the SQS polls alone).
+    return lambda line: None if line.startswith(_MOTO_ACCESS_LOG) else sink(line)
+
+
+class LocalStack:
+    def __init__(self, options: Options, console: Console) -> None:
+        self.options = options
+        self.console = console
+        self.log = console.sink("stack")
+        self.state = StateDir(options.state_dir)
+        self.moto_url = loopback_url(options.moto_port)
+        self.lambda_url = loopback_url(options.lambda_port)
+        self.app_url = loopback_url(options.app_port) if options.app else None
+        self.aws_env = aws_environment(self.moto_url, self.lambda_url)
+        self.resources: Resources | None = None
+        self._moto: ManagedProcess | None = None
+        self._aws: LocalAws | None = None
+        self._host: LambdaHost | None = None
+        self._loops: list[Loop] = []
+        # Fresh per run, never inherited: the final sweep kills what carries it.
+        self.run_id = uuid.uuid4().hex
+
+    # --- start ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        options = self.options
+        for port, what in (
+            (options.moto_port, "moto"),
+            (options.lambda_port, "the Lambda API"),
+            (options.app_port, "the app"),
+        ):
+            _check_port_free(port, what)
+        self.state.lock()
+        # This process and every child use moto only; the marker lets the stop find all of them.
+        for name in [name for name in os.environ if name.startswith("AWS_")]:
+            del os.environ[name]
+        os.environ.update(self.aws_env | {RUN_MARKER: self.run_id})
+        run = {"pid": os.getpid(), "run_id": self.run_id, "moto": self.moto_url, "lambda": self.lambda_url}
+        (self.state.root / "run.json").write_text(json.dumps(run | {"app": self.app_url}))
+        self._start_moto()
+        aws = self._aws = LocalAws(self.moto_url)
+        names = resource_names()
+        settings = self._app_settings()
+        job_environment = {
+            compute: job_definition_environment(names, compute, settings) for compute in ("gpu", "cpu")
+        }
+        started = time.monotonic()
+        resources = self.resources = create_resources(
+            aws, api_key=self.state.api_key(), names=names, job_environment=job_environment
+        )
+        restored = self.state.restore_buckets(aws.client("s3"), self._saved_buckets(resources))
+        self.log(f"resources ready in {time.monotonic() - started:.1f} s; {restored} S3 object(s) restored")
+        host = self._host = LambdaHost(self._function_specs(resources), aws, self.console)
+        host.serve(options.lambda_port)
+        supervisor = self._supervisor(aws, host, names, settings) if options.app else None
+        executor = self._executor(aws, host, names)
+        host.add_view("/local/batch/jobs", executor.snapshot)
+        host.add_view("/local/status", self.status)
+        rule_arn = f"arn:aws:events:{resources.region}:{resources.account_id}:rule/{names['idle_check_rule']}"
+        self._loops += [
+            executor,
+            TopicSubscription(
+                aws,
+                host,
+                "dispatcher",
+                resources.trigger_local_queue_url,
+                resources.trigger_subscription_arn,
+                self.console.sink("sns"),
+            ),
+            Schedule(
+                host,
+                "idle_stopper",
+                rule_arn,
+                options.idle_check_seconds,
+                # While the app boots, EC2 would still say "pending", which the idle stopper leaves alone.
+                (lambda: supervisor.booting) if supervisor is not None else (lambda: False),
+                self.console.sink("schedule"),
+            ),
+        ]
+        for loop in self._loops:
+            loop.start()
+        self.console.line(
+            "",
+            banner(
+                resources,
+                moto_url=self.moto_url,
+                lambda_url=self.lambda_url,
+                app_url=self.app_url,
+                state_dir=self.state.root,
+                idle_check_seconds=options.idle_check_seconds,
+                auto_shutdown_idle_time=options.auto_shutdown_idle_time,
+            ),
+        )
+        self.console.line("", READY_LINE)
+
+    def _supervisor(
+        self, aws: LocalAws, host: LambdaHost, names: dict[str, str], settings: dict[str, str]
+    ) -> AppSupervisor:
+        assert self.resources is not None
+        app_environment = instance_app_environment(names, settings) | {
+            "HOST": LOOPBACK,
+            "PORT": str(self.options.app_port),
+            "AUTO_SHUTDOWN_IDLE_TIME": str(self.options.auto_shutdown_idle_time),
+            "JOB_SPOOL_DIR": str(self.state.spool_dir),
+        }
+        supervisor = AppSupervisor(
+            aws,
+            self.resources.instance_id,
+            self.options.app_port,
+            child_environment(self.aws_env, app_environment),
+            self.console,
+        )
+        # The controller and the idle stopper change the instance: follow at once, not at the next poll.
+        host.observe(lambda key, _: supervisor.wake() if key in ("controller", "idle_stopper") else None)
+        self._loops.append(supervisor)
+        return supervisor
+
+    def _executor(self, aws: LocalAws, host: LambdaHost, names: dict[str, str]) -> BatchExecutor:
+        resources = self.resources
+        assert resources is not None
+        return BatchExecutor(
+            aws,
+            queues={
+                names[f"{kind}_job_queue"]: resources.compute_environments[kind] for kind in ("gpu", "cpu")
+            },
+            name_prefix=names["name_prefix"],
+            log_group=resources.batch_log_group,
+            aws_environment=self.aws_env,
+            workdir=self.state.batch_dir,
+            emit=monitor_event(
+                lambda event: host.invoke_async("monitor", event), resources.account_id, resources.region
+            ),
+            console=self.console,
+            parallelism=self.options.batch_parallelism,
+        )
+
+    def _start_moto(self) -> None:
+        self._moto = ManagedProcess(
+            "moto",
+            [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.options.moto_port)],
+            env=child_environment(self.aws_env),
+            cwd=self.state.root,
+            sink=_moto_line(self.console.sink("moto")),
+        )
+        deadline = time.monotonic() + MOTO_START_TIMEOUT
+        while True:
+            if not self._moto.alive():
+                raise StartError(f"moto exited with {self._moto.wait(0)} (see its output above)")
+            try:
+                with urllib.request.urlopen(f"{self.moto_url}/moto-api/", timeout=2):  # noqa: S310 - loopback URL
+                    break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    raise StartError(
+                        f"moto did not answer on {self.moto_url} in {MOTO_START_TIMEOUT:.0f} s"
+                    ) from None
+                time.sleep(0.2)
+        # Without Docker: moto's Batch marks jobs done without running them (the executor runs them)
+        # and its Lambda only echoes (the host runs the functions).
+        request = urllib.request.Request(  # noqa: S310 - loopback URL
+            f"{self.moto_url}/moto-api/config",
+            data=json.dumps({"batch": {"use_docker": False}, "lambda": {"use_docker": False}}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback URL
+            pass
+
+    def _app_settings(self) -> dict[str, str]:
+        """Local replacements for what only exists in AWS (model folder, GPU, models bucket sync)."""
+        settings = {name: os.environ[name] for name in PASSED_APP_SETTINGS if os.environ.get(name)}
+        settings.setdefault("MODEL_ROOT", str(Path("~/.insightface").expanduser()))
+        return settings | {
+            "EXECUTION_PROVIDER": "cpu",
+            "REQUIRE_GPU": "false",
+            "MODELS_S3_URI": "",
+            "INDEX_DIR": str(self.state.index_dir),
+        }
+
+    def _function_specs(self, resources: Resources) -> dict[str, FunctionSpec]:
+        app_url = self.app_url or loopback_url(self.options.app_port)
+        overrides = {
+            "controller": {"APP_URL_OVERRIDE": app_url, "APP_PORT": str(self.options.app_port)},
+            "idle_stopper": {
+                "APP_URL_OVERRIDE": app_url,
+                "APP_PORT": str(self.options.app_port),
+                "AUTO_SHUTDOWN_IDLE_TIME": str(self.options.auto_shutdown_idle_time),
+            },
+        }
+        dead_letter_queues = {
+            "dispatcher": resources.trigger_dlq_url,
+            "controller": resources.trigger_dlq_url,
+            "monitor": resources.monitor_dlq_url,
+            "idle_stopper": resources.monitor_dlq_url,
+        }
+        specs = {}
+        for key, name in resources.function_names.items():
+            environment = resources.function_environment(key, **overrides.get(key, {}))
+            runtime = runtime_variables(name, MEMORY_MB[key], resources.region)
+            specs[key] = FunctionSpec(
+                key=key,
+                name=name,
+                arn=resources.function_arn(key),
+                environment=environment,
+                runtime_environment=child_environment(self.aws_env, environment | runtime),
+                dead_letter_queue_url=dead_letter_queues[key],
+            )
+        return specs
+
+    @staticmethod
+    def _saved_buckets(resources: Resources) -> list[str]:
+        return [resources.input_bucket, resources.output_bucket, resources.models_bucket]
+
+    def status(self) -> dict[str, Any]:
+        supervisor = next((loop for loop in self._loops if isinstance(loop, AppSupervisor)), None)
+        return {
+            "moto": self.moto_url,
+            "lambda": self.lambda_url,
+            "state_dir": str(self.state.root),
+            "instance": supervisor.status() if supervisor is not None else None,
+        }
+
+    # --- stop ----------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Everything, in the reverse order of the start; safe after a partial start."""
+        for loop in reversed(self._loops):
+            self._quietly(f"stopping {loop.name}", loop.stop)
+        if self._host is not None:
+            self._quietly("stopping the Lambda host", self._host.stop)
+        if (
+            self._aws is not None
+            and self.resources is not None
+            and self._moto is not None
+            and self._moto.alive()
+        ):
+            s3, buckets = self._aws.client("s3"), self._saved_buckets(self.resources)
+            self._quietly(
+                "saving the buckets",
+                lambda: self.log(f"{self.state.save_buckets(s3, buckets)} S3 object(s) saved"),
+            )
+        if self._moto is not None:
+            self._quietly("stopping moto", lambda: self._moto.stop(grace=10) if self._moto else None)
+        leftovers = marked_processes(self.run_id)
+        if leftovers:
+            # Something daemonised itself out of its process tree; it is still ours to stop.
+            self.log(f"stopping {len(leftovers)} leftover process(es): {leftovers}")
+            for pid in leftovers:
+                self._quietly(f"killing {pid}", lambda pid=pid: os.kill(pid, signal.SIGKILL))
+        self.state.unlock()
+        self.log("stopped")
+
+    def _quietly(self, what: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception as exc:  # keep stopping the rest
+            self.log(f"{what} failed: {type(exc).__name__}: {exc}")

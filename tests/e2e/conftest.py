@@ -1,0 +1,304 @@
+"""The local stack as users start it (`python -m lambdas.local`, what `make run` runs), driven with the
+real AWS CLI (awscli from .venv) and HTTP, on free ports with a temporary state folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lambdas.local.bootstrap import resource_names
+from lambdas.local.stack import READY_LINE
+from tests.gpu_app.conftest import MODEL_PACK, MODEL_ROOT
+from tests.support.moto_server import TEST_ENV, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+AWS_CLI = str(Path(sys.executable).parent / "aws")
+START_TIMEOUT = 120.0
+STOP_TIMEOUT = 90.0
+# Short enough to watch the idle stopper act, long enough for a test to use the app between calls.
+IDLE_CHECK_SECONDS = 2
+AUTO_SHUTDOWN_IDLE_TIME = 10
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    """Poll until `condition()` is truthy; fail the test with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclasses.dataclass
+class StackProcess:
+    """One `python -m lambdas.local` run: its output collected, stopped with SIGINT like Ctrl-C."""
+
+    state_dir: Path
+    moto_port: int
+    lambda_port: int
+    app_port: int
+    process: subprocess.Popen[str] | None = None
+    lines: list[str] = dataclasses.field(default_factory=list)  # this run's
+    history: list[str] = dataclasses.field(default_factory=list)  # earlier runs'
+    reader: threading.Thread | None = None
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def lambda_url(self) -> str:
+        return f"http://127.0.0.1:{self.lambda_port}"
+
+    @property
+    def app_url(self) -> str:
+        return f"http://127.0.0.1:{self.app_port}"
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTEST_"))}
+        env |= {"MODEL_ROOT": str(MODEL_ROOT), "MODEL_PACK": MODEL_PACK, "PYTHONUNBUFFERED": "1"}
+        self.history, self.lines = self.history + self.lines, []
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lambdas.local",
+                f"--state-dir={self.state_dir}",
+                f"--moto-port={self.moto_port}",
+                f"--lambda-port={self.lambda_port}",
+                f"--app-port={self.app_port}",
+                f"--idle-check-seconds={IDLE_CHECK_SECONDS}",
+                f"--auto-shutdown-idle-time={AUTO_SHUTDOWN_IDLE_TIME}",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.reader = threading.Thread(target=self._collect, args=(self.process,), daemon=True)
+        self.reader.start()
+        wait_for(
+            lambda: READY_LINE in self.lines or self.process.poll() is not None,  # type: ignore[union-attr]
+            START_TIMEOUT,
+            "the stack to print that it is ready",
+        )
+        if READY_LINE not in self.lines:
+            pytest.fail(f"the stack exited with {self.process.returncode}:\n{self.output}")
+
+    def _collect(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def run_id(self) -> str:
+        return str(json.loads((self.state_dir / "run.json").read_text())["run_id"])
+
+    def interrupt(self) -> int:
+        """Ctrl-C: SIGINT, then the exit code once the stack has stopped everything."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(STOP_TIMEOUT)
+        if self.reader is not None:
+            self.reader.join(10)  # the last lines
+        return code
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Cli:
+    """The AWS CLI as a user runs it: fake credentials exported, every command with --endpoint-url."""
+
+    def __init__(self, stack: StackProcess) -> None:
+        self.stack = stack
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | TEST_ENV
+        self.env |= {"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+
+    def run(
+        self, *args: str, endpoint: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [AWS_CLI, "--endpoint-url", endpoint or self.stack.moto_url, *args],
+            env=self.env,
+            cwd=self.stack.state_dir.parent,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"aws {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def json(self, *args: str, endpoint: str | None = None) -> Any:
+        output = self.run(*args, endpoint=endpoint).stdout
+        return json.loads(output) if output.strip() else {}
+
+    def invoke(self, function: str, payload: dict[str, Any], *extra: str) -> tuple[dict[str, Any], Any]:
+        """`aws lambda invoke`: (the CLI's answer, the payload written to the out file)."""
+        out = self.stack.state_dir.parent / f"invoke-{time.monotonic_ns()}.json"
+        answer = json.loads(
+            self.run(
+                "lambda",
+                "invoke",
+                "--function-name",
+                function,
+                "--payload",
+                json.dumps(payload),
+                *extra,
+                str(out),
+                endpoint=self.stack.lambda_url,
+            ).stdout
+        )
+        body = out.read_text()
+        out.unlink()
+        return answer, json.loads(body) if body else None
+
+    def publish(self, topic_arn: str, message: dict[str, Any] | str) -> str:
+        text = message if isinstance(message, str) else json.dumps(message)
+        return str(self.json("sns", "publish", "--topic-arn", topic_arn, "--message", text)["MessageId"])
+
+    def receive(self, queue_url: str, wait: int = 1) -> list[dict[str, Any]]:
+        """Every message now in the queue (attributes included), deleted as read."""
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = self.json(
+                "sqs",
+                "receive-message",
+                "--queue-url",
+                queue_url,
+                "--max-number-of-messages",
+                "10",
+                "--message-attribute-names",
+                "All",
+                "--wait-time-seconds",
+                str(wait),
+            ).get("Messages", [])
+            if not batch:
+                return messages
+            messages += batch
+            for message in batch:
+                self.run(
+                    "sqs",
+                    "delete-message",
+                    "--queue-url",
+                    queue_url,
+                    "--receipt-handle",
+                    message["ReceiptHandle"],
+                )
+
+
+@dataclasses.dataclass
+class LocalStack:
+    process: StackProcess
+    cli: Cli
+    names: dict[str, str]
+    api_key: str
+    notifications: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    @property
+    def input_bucket(self) -> str:
+        return self.names["input_bucket"]
+
+    @property
+    def output_bucket(self) -> str:
+        return self.names["output_bucket"]
+
+    @property
+    def controller(self) -> str:
+        return self.names["controller_function"]
+
+    def queue_url(self, key: str) -> str:
+        return f"{self.process.moto_url}/123456789012/{self.names[key]}"
+
+    def topic_arn(self, key: str) -> str:
+        return f"arn:aws:sns:us-east-1:123456789012:{self.names[key]}"
+
+    def app(self) -> httpx.Client:
+        return httpx.Client(base_url=self.process.app_url, headers={"X-API-Key": self.api_key}, timeout=60)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The local Batch executor's view of the jobs (moto's own says SUCCEEDED at once)."""
+        return list(httpx.get(f"{self.process.lambda_url}/local/batch/jobs", timeout=10).json())
+
+    def drain_notifications(self, subject_start: str) -> list[dict[str, Any]]:
+        """Every notification so far (read off the inbox queue) whose subject starts so, oldest first."""
+        for message in self.cli.receive(self.queue_url("notifications_local_queue")):
+            self.notifications.append(json.loads(message["Body"]))
+        return [n for n in self.notifications if str(n.get("Subject", "")).startswith(subject_start)]
+
+    def notification(self, subject_start: str, timeout: float = 120) -> dict[str, Any]:
+        """The SNS envelope of the first notification whose subject starts so."""
+        found = wait_for(
+            lambda: self.drain_notifications(subject_start), timeout, f"a notification {subject_start!r}"
+        )
+        return dict(found[0])
+
+    def app_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.process.app_url}/ready", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def app_refuses(self) -> bool:
+        try:
+            httpx.get(f"{self.process.app_url}/health", timeout=2)
+        except httpx.ConnectError:
+            return True
+        return False
+
+    def start_instance(self) -> None:
+        answer, result = self.cli.invoke(self.controller, {"action": "start"})
+        assert "FunctionError" not in answer, result
+        wait_for(self.app_ready, 90, "the app to be ready")
+
+
+@pytest.fixture(scope="session")
+def stack_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
+    process = StackProcess(
+        state_dir=tmp_path_factory.mktemp("e2e") / "state",
+        moto_port=free_port(),
+        lambda_port=free_port(),
+        app_port=free_port(),
+    )
+    process.start()
+    yield process
+    process.kill()
+    # Everything the stack printed, for reading after a failure.
+    (process.state_dir.parent / "stack.log").write_text("\n".join(process.history + process.lines))
+
+
+@pytest.fixture(scope="session")
+def local_stack(stack_process: StackProcess) -> LocalStack:
+    return LocalStack(
+        process=stack_process,
+        cli=Cli(stack_process),
+        names=resource_names(),
+        api_key=(stack_process.state_dir / "api-key").read_text().strip(),
+    )
