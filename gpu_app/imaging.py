@@ -54,7 +54,14 @@ def decode_image(data: bytes, *, max_pixels: int, min_side: int = 1) -> DecodedI
         )
     if min(width, height) < min_side:
         raise ImageDecodeError(f"image is {width}x{height}, smaller than {min_side} px on a side")
-    if image.format in _FAST_JPEG_FORMATS and image.mode in {"RGB", "L"}:
+    # The fast path only takes JPEGs that end in their end-of-image marker: libjpeg pads a truncated
+    # file with gray and merely warns. Anything else (trailers of motion photos, damage) goes to Pillow,
+    # which decodes trailers and refuses truncation.
+    if (
+        image.format in _FAST_JPEG_FORMATS
+        and image.mode in {"RGB", "L"}
+        and data.rstrip(b"\0").endswith(b"\xff\xd9")
+    ):
         return _decode_jpeg_fast(data, image.format, min_side)
     try:
         with warnings.catch_warnings():
@@ -75,9 +82,6 @@ def _decode_jpeg_fast(data: bytes, fmt: str, min_side: int) -> DecodedImage:
     Pillow plus its conversions, and OpenCV applies the EXIF orientation itself."""
     import cv2
 
-    # libjpeg pads a truncated file with gray and only warns; Pillow refuses it, and so do we.
-    if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
-        raise ImageDecodeError("corrupt or truncated image data: JPEG has no end-of-image marker")
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageDecodeError("corrupt or truncated image data: the JPEG stream does not decode")

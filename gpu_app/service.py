@@ -256,7 +256,7 @@ class FaceService:
                         bbox=face.bbox,
                         landmarks=face.landmarks,
                         det_score=face.det_score,
-                        embedding=tuple(float(v) for v in face.embedding),
+                        embedding=tuple(face.embedding.tolist()),  # exact: float32 -> double
                     )
                     for i, face in enumerate(faces)
                 ),

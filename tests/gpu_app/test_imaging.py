@@ -88,3 +88,16 @@ def test_bad_inputs_fail_with_a_reason(data: bytes, reason: str | None) -> None:
         decode(data)
     assert reason in caught.value.reason
     assert 400 <= caught.value.status < 500
+
+
+def test_jpeg_with_a_trailer_after_its_end_marker_decodes(small: Image.Image) -> None:
+    # Motion photos and some cameras append data after the JPEG's end-of-image marker.
+    data = encode(small, "JPEG")
+    assert decode(data + b"MotionPhoto_Data" + bytes(range(256)) * 4).shape == decode(data).shape
+
+
+def test_fast_and_pillow_paths_agree(small: Image.Image) -> None:
+    data = encode(small, "JPEG", quality=95)
+    fast = decode(data)  # ends in its marker: OpenCV
+    slow = decode(data + b"trailer")  # does not: Pillow
+    assert np.abs(fast.astype(int) - slow.astype(int)).mean() < 2
