@@ -67,10 +67,16 @@ test: venv checkov-venv lint ## The whole test suite (lint, unit, integration, e
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean: ## Remove virtual environments, build output and local state
-	rm -rf $(VENV) $(CHECKOV_VENV) build data .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build data .local-stack .pytest_cache .ruff_cache
 
 package: venv ## Build build/lambda/<function>.zip for Lambda python3.12 (LAMBDA_ARCH=x86_64|arm64)
 	$(PY) scripts/package_lambdas.py --arch $(LAMBDA_ARCH) --out build/lambda
+
+bench: venv ## Benchmarks as same-run ratios: table + BENCHMARKS.md (BENCH_ARGS=--quick: under 2 min)
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: venv ## Quick benchmarks (under 2 min); report in build/bench/BENCHMARKS-quick.md
+	$(PY) -m bench --quick $(BENCH_ARGS)
 
 lock: ## Re-resolve requirements/constraints.txt from requirements/dev.txt in a scratch venv
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv

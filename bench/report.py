@@ -1,0 +1,257 @@
+"""The report: machine facts, a summary of the same-run ratios, each section's tables, methodology.
+
+Rendered twice from the same results: a plain-text summary for the terminal and BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+
+from bench.core import DASH, HEADINGS, REPO, Ratio, SectionResult, model_pack
+
+PACKAGES = (
+    "onnxruntime",
+    "insightface",
+    "faiss-cpu",
+    "numpy",
+    "opencv-python-headless",
+    "pillow",
+    "fastapi",
+    "uvicorn",
+    "boto3",
+    "moto",
+    "aws-lambda-powertools",
+)
+
+METHODOLOGY = """\
+- **Ratios, not times.** These machines are shared and noisy, so every comparison pits a baseline
+  against a candidate in the same run, alternating them (A B A B ...; several arms: A B C, A B C),
+  and reports the median of the per-round ratios with their spread (min-max). Absolute numbers
+  are context only; compare runs by their ratios.
+- **Same work on both sides.** The same generated images (build/bench/dataset-v*/, deterministic),
+  the same model pack and the same det size for every arm; each section says what each side
+  includes (decode, alignment, storage, index).
+- **Warm-up excluded.** Every arm runs once (a few images, a first call per shape, a first import)
+  before any timing.
+- **Bounded.** Counts are fixed and every load loop also stops at a deadline; anything not done by
+  then is reported as such. Each section runs in its own interpreter with a time limit.
+- **Isolation.** Anything that listens binds 127.0.0.1; AWS is moto on loopback with fake
+  credentials.
+- **Before/after.** `python -m bench --ref <commit>` adds the pipeline at that commit (a `git
+  archive` snapshot of gpu_app/ in build/bench/, run in its own interpreter) as one more
+  interleaved arm: the same-run before/after ratio. `--compare old.json` puts an earlier run's
+  ratios beside this run's.
+"""
+
+
+# --- facts about the machine and the code --------------------------------------------------------------
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo").read().splitlines():  # noqa: PTH123, SIM115
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gb() -> str:
+    try:
+        for line in open("/proc/meminfo").read().splitlines():  # noqa: PTH123, SIM115
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info(mode: str, started: float, load_before: Sequence[float]) -> list[tuple[str, str]]:
+    import onnxruntime
+
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    # Uncommitted changes in the measured code make the commit alone misleading: say where.
+    changed = _git("status", "--porcelain", "--", "gpu_app", "lambdas", "bench").splitlines()
+    paths = sorted({line[3:].strip('"').rstrip("/") for line in changed})
+    if paths:
+        shown = ", ".join(paths[:6]) + (f" and {len(paths) - 6} more" if len(paths) > 6 else "")
+        commit += f" + uncommitted: {shown}"
+    root, pack = model_pack()
+    cores = os.cpu_count() or 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    load_after = os.getloadavg()
+    return [
+        ("date (UTC)", datetime.now(UTC).strftime("%Y-%m-%d %H:%M")),
+        ("git commit", commit),
+        ("mode", mode),
+        ("wall time of the run", f"{time.monotonic() - started:.0f} s"),
+        ("CPU", _cpu_model()),
+        ("cores", f"{cores} logical, {usable} usable by this process"),
+        ("memory", _memory_gb()),
+        (
+            "load average (1 min) before / after",
+            f"{load_before[0]:.2f} / {load_after[0]:.2f} (other work on the machine)",
+        ),
+        ("OS", f"{platform.system()} {platform.release()}"),
+        ("Python", sys.version.split()[0]),
+        ("packages", ", ".join(f"{p} {_version(p)}" for p in PACKAGES)),
+        ("onnxruntime providers", ", ".join(onnxruntime.get_available_providers())),
+        ("model pack", f"{pack} ({root})"),
+    ]
+
+
+# --- formatting ------------------------------------------------------------------------------------------
+def ratio_value(ratio: Ratio) -> str:
+    if math.isnan(ratio.median):
+        return "n/a"
+    return f"{ratio.median:.2f}{ratio.unit}"
+
+
+def ratio_spread(ratio: Ratio) -> str:
+    if len(ratio.values) < 2:
+        return "single round"
+    return f"{ratio.low:.2f}{DASH}{ratio.high:.2f}"
+
+
+def ordered(results: Sequence[SectionResult]) -> list[SectionResult]:
+    rank = {key: i for i, key in enumerate(HEADINGS)}
+    return sorted(results, key=lambda r: rank.get(r.key, len(rank)))
+
+
+def summary_rows(results: Sequence[SectionResult]) -> list[list[str]]:
+    rows = []
+    for result in ordered(results):
+        number = result.heading.split(".")[0]
+        if result.error:
+            rows.append([number, f"{result.heading}: FAILED", "", "", "", result.error.splitlines()[0]])
+            continue
+        rows += [
+            [number, r.label, ratio_value(r), ratio_spread(r), str(len(r.values)), r.meaning]
+            for r in result.ratios
+            if r.headline
+        ]
+    return rows
+
+
+SUMMARY_COLUMNS = ["#", "ratio", "median", f"spread (min{DASH}max)", "rounds", "meaning"]
+
+
+def text_table(columns: Sequence[str], rows: Sequence[Sequence[str]], max_width: int = 60) -> str:
+    cells = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in rows]
+    widths = [max(len(str(x)) for x in column) for column in zip(columns, *cells, strict=True)]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), line]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(out)
+
+
+def md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def cell(value: str) -> str:
+        return value.replace("|", "\\|")
+
+    out = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def render_text(results: Sequence[SectionResult], info: list[tuple[str, str]]) -> str:
+    facts = {k: v for k, v in info}
+    head = f"Benchmarks ({facts['mode']}), {facts['date (UTC)']} UTC, {facts['git commit']}, {facts['CPU']}"
+    parts = [head, "", text_table(SUMMARY_COLUMNS[:5], [r[:5] for r in summary_rows(results)])]
+    for result in ordered(results):
+        if result.error:
+            continue
+        for table in result.tables[:1]:  # the section's main table; the rest are in the markdown
+            parts += ["", f"{result.heading}: {table.title}", text_table(table.columns, table.rows, 40)]
+    return "\n".join(parts)
+
+
+def _ratio_line(ratio: Ratio) -> str:
+    spread = ratio_spread(ratio)
+    rounds = f"{len(ratio.values)} rounds" if len(ratio.values) != 1 else "1 round"
+    return f"- **{ratio.label}**: {ratio_value(ratio)} (spread {spread}, {rounds}) — {ratio.meaning}"
+
+
+def _section_md(result: SectionResult | None, key: str) -> list[str]:
+    lines = [f"## {HEADINGS[key]}", ""]
+    if result is None:
+        return [*lines, "_Not run in this invocation (see `--only`)._", ""]
+    if result.error:
+        return [*lines, f"**FAILED**: {result.error}", ""]
+    lines += [_ratio_line(r) for r in result.ratios] + [""]
+    for table in result.tables:
+        lines += [f"**{table.title}**", "", md_table(table.columns, table.rows), ""]
+    lines += [f"- {note}" for note in result.notes] + [""]
+    return lines
+
+
+def _compare_md(results: Sequence[SectionResult], earlier: Sequence[SectionResult], label: str) -> list[str]:
+    before = {r.label: r for result in earlier for r in result.ratios}
+    rows = []
+    for result in ordered(results):
+        for ratio in result.ratios:
+            old = before.get(ratio.label)
+            if old is None or math.isnan(old.median) or not old.median:
+                continue
+            rows.append(
+                [ratio.label, ratio_value(old), ratio_value(ratio), f"{ratio.median / old.median:.2f}"]
+            )
+    lines = ["## Compared with an earlier run", ""]
+    lines.append(
+        f"Each ratio is same-run normalised, so ratios of ratios are comparable across runs "
+        f"(absolute times are not). Earlier run: `{label}`."
+    )
+    return [*lines, "", md_table(["ratio", "earlier", "now", "now / earlier"], rows), ""]
+
+
+def render_markdown(
+    results: Sequence[SectionResult],
+    info: list[tuple[str, str]],
+    earlier: tuple[Sequence[SectionResult], str] | None = None,
+) -> str:
+    by_key = {r.key: r for r in results}
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench`); see bench/README.md for what each number means. "
+        "Regenerate rather than edit.",
+        "",
+        "## Machine",
+        "",
+        md_table(["", ""], [[k, v] for k, v in info]),
+        "",
+        "## Summary",
+        "",
+        f"Same-run ratios (median of the per-round ratios; spread = min{DASH}max over rounds).",
+        "",
+        md_table(SUMMARY_COLUMNS, summary_rows(results)),
+        "",
+    ]
+    if earlier is not None:
+        lines += _compare_md(results, earlier[0], earlier[1])
+    for key in HEADINGS:
+        lines += _section_md(by_key.get(key), key)
+    lines += ["## Methodology", "", METHODOLOGY]
+    return "\n".join(lines)
