@@ -176,6 +176,12 @@ class FaceService:
     def close(self) -> None:
         self._decoder.shutdown(wait=True)
 
+    def decode(self, data: bytes) -> DecodedImage:
+        """Decode with this deployment's limits (MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE)."""
+        return decode_image(
+            data, max_pixels=self.settings.max_image_pixels, min_side=self.settings.min_image_side
+        )
+
     # --- ingest ----------------------------------------------------------------------------
     def process_uploads(
         self, files: Sequence[tuple[str | None, bytes]], collection: str = DEFAULT_COLLECTION
@@ -219,9 +225,7 @@ class FaceService:
                 413, f"file is {len(w.data)} bytes, above MAX_UPLOAD_BYTES={self.settings.max_upload_bytes}"
             )
         try:
-            w.decoded = decode_image(
-                w.data, max_pixels=self.settings.max_image_pixels, min_side=self.settings.min_image_side
-            )
+            w.decoded = self.decode(w.data)
         except ImageDecodeError as exc:
             w.fail(exc.status, exc.reason)
         return None
@@ -335,9 +339,7 @@ class FaceService:
     ) -> list[QueryFace]:
         self.activity.begin()
         try:
-            decoded = decode_image(
-                data, max_pixels=self.settings.max_image_pixels, min_side=self.settings.min_image_side
-            )
+            decoded = self.decode(data)
             faces = self.engine.analyze([decoded.bgr])[0]
             if mode == "largest" and faces:
                 faces = [max(faces, key=lambda f: f.area)]
