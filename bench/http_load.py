@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,7 +31,6 @@ from bench import dataset, memory
 from bench.core import (
     BUILD,
     HEADINGS,
-    REPO,
     Options,
     Ratio,
     SectionResult,
@@ -45,70 +42,20 @@ from bench.core import (
     percentile,
 )
 from bench.dataset import BenchImage
+from tests.support.live_app import App, app_env, run_app
 
 LEVELS = (1, 8, 32)
 REQUEST_TIMEOUT = 120.0
 
 
-@dataclass
-class App:
-    url: str
-    pid: int
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serve(state: Path, timeout: float = 180.0) -> Iterator[App]:
-    """`python -m gpu_app serve` on a free loopback port; yields once /ready answers 200."""
+    """`python -m gpu_app serve` on a free loopback port, without an API key; yields once /ready is 200."""
     root, pack = model_pack()
-    env = os.environ | {
-        "MODEL_ROOT": str(root),
-        "MODEL_PACK": pack,
-        "LOCAL_STORAGE_DIR": str(state / "images"),
-        "INDEX_DIR": str(state / "index"),
-        "JOB_SPOOL_DIR": str(state / "spool"),
-    }
+    env = os.environ | app_env(state, MODEL_ROOT=str(root), MODEL_PACK=pack)
     env.pop("API_KEY", None)
-    port = free_port()
-    (BUILD / "logs").mkdir(parents=True, exist_ok=True)
-    # The app's output goes to a file: a pipe nobody reads would stall it once the buffer fills.
-    with (BUILD / "logs" / "http-app.log").open("w") as output:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gpu_app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the app exited with {proc.returncode}; see {output.name}")
-                try:
-                    if requests.get(f"{url}/ready", timeout=2).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the app at {url} was not ready after {timeout}s")
-                time.sleep(0.2)
-            yield App(url, proc.pid)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with run_app(env, BUILD / "logs" / "http-app.log", timeout) as app:
+        yield app
 
 
 @dataclass
