@@ -111,8 +111,13 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
 
     target = args.target or settings.vector_index
     if args.fresh and target == "embedded":
-        for name in ("faces.sqlite3", "faces.sqlite3-wal", "faces.sqlite3-shm", "faces.faiss", "faces.json"):
-            (settings.index_dir / name).unlink(missing_ok=True)
+        from gpu_app.index.embedded import IndexInUseError, drop_index_files
+
+        try:
+            drop_index_files(settings.index_dir)
+        except IndexInUseError as exc:
+            print(f"error: refusing --fresh: {exc} (`reindex` without --fresh upserts)", file=sys.stderr)
+            return 2
     index = build_index(settings, target)
     with tqdm(unit="sidecar", desc=f"reindex -> {target}") as bar:
         stats = reindex(

@@ -6,7 +6,9 @@ differs from the database's (a crash before it was saved, or another process tha
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -22,8 +24,43 @@ from gpu_app.index.base import (
     IndexUnavailableError,
     SearchFilters,
     SearchHit,
+    VectorIndexError,
     check_record,
 )
+
+LOCK_FILE = "faces.lock"
+INDEX_FILES = ("faces.sqlite3", "faces.sqlite3-wal", "faces.sqlite3-shm", "faces.faiss", "faces.json")
+
+
+class IndexInUseError(VectorIndexError):
+    """Another process (the running app, or a CLI command) has the index open."""
+
+
+def _lock(directory: Path, mode: int) -> int:
+    """An flock on the folder's lock file, or IndexInUseError if a conflicting one is held."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise IndexInUseError(
+            f"the embedded index at {directory} is open in another process (the app is running, or a "
+            "`python -m gpu_app index|search|reindex`); stop it first"
+        ) from None
+    return fd
+
+
+def drop_index_files(directory: Path) -> None:
+    """Delete the index files, refusing (IndexInUseError) while any process has the index open:
+    deleting them under a running app would silently lose everything it indexes afterwards."""
+    fd = _lock(directory, fcntl.LOCK_EX)
+    try:
+        for name in INDEX_FILES:
+            (directory / name).unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +93,7 @@ class EmbeddedIndex:
         self._faiss_path = directory / "faces.faiss"
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None  # shared flock held while open, see drop_index_files
         self._faiss: Any = None
         self._generation = -1  # generation of the database the FAISS cache reflects
         self.dim = 0
@@ -68,7 +106,9 @@ class EmbeddedIndex:
         # One query at a time is a small matrix product: OpenMP threads only spin on a busy machine.
         faiss.omp_set_num_threads(1)
         with self._lock:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            if self._lock_fd is None:
+                # Shared: any number of app and CLI processes may use the index together.
+                self._lock_fd = _lock(self.directory, fcntl.LOCK_SH)
             db = sqlite3.connect(self._db_path, check_same_thread=False, isolation_level=None, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -85,9 +125,11 @@ class EmbeddedIndex:
             except BaseException:
                 db.execute("ROLLBACK")
                 db.close()
+                self._unlock()
                 raise
             if stored and (int(stored["dim"]) != embedding_dim or stored["model_pack"] != model_pack):
                 db.close()
+                self._unlock()
                 raise IndexMismatchError(
                     f"index at {self.directory} holds {stored['dim']}-d vectors of model pack "
                     f"{stored['model_pack']!r}, not {embedding_dim}-d {model_pack!r}: use another INDEX_DIR "
@@ -104,6 +146,12 @@ class EmbeddedIndex:
             self._db.close()
             self._db = None
             self._faiss = None
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def flush(self) -> None:
         """Save the FAISS cache with the generation it reflects, so the next start skips a rebuild."""
