@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     job_queue_size: int = Field(16, ge=1, description="Async jobs waiting; beyond it the API answers 429")
     job_spool_dir: Path = Path("data/spool")
     job_retry_delay: float = Field(1.0, gt=0, description="First backoff (s) when storage is down in a job")
+    job_retry_max_delay: float = Field(
+        60.0, gt=0, description="Longest backoff (s) between retries of pending job files (no try limit)"
+    )
     auto_shutdown_idle_time: int = Field(3600, ge=0, description="Idle seconds before the stopper acts")
 
     @field_validator("s3_upload_path")

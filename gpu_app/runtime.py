@@ -90,6 +90,7 @@ class Runtime:
                 queue_size=self.settings.job_queue_size,
                 spool_dir=self.settings.job_spool_dir,
                 retry_delay=self.settings.job_retry_delay,
+                retry_max_delay=self.settings.job_retry_max_delay,
             )
             self.jobs.start()
             self._retry_thread = threading.Thread(target=self._retry_pending, name="index-retry", daemon=True)

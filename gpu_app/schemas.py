@@ -167,12 +167,18 @@ class JobAccepted(BaseModel):
 
 class JobOut(BaseModel):
     job_id: str
-    status: str
+    status: Literal["queued", "running", "retrying", "succeeded", "failed"] = Field(
+        description="`succeeded` once every file is stored or refused for its own fault; "
+        "`retrying` while files wait for storage to come back"
+    )
     created_at: str
     finished_at: str | None
     total: int
-    done: int
+    done: int = Field(description="Files with a final result (stored, or refused for their own fault)")
     succeeded: int
-    failed: int
+    failed: int = Field(description="Files refused for their own fault (never retried)")
+    pending: int = Field(0, description="Accepted files still spooled, to be (re)tried")
+    retry_reason: str | None = Field(None, description="Why pending files wait (e.g. storage unavailable)")
+    next_attempt_at: str | None = None
     error: str | None
     results: list[FileResult]

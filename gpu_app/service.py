@@ -59,6 +59,7 @@ class FaceNotFoundError(LookupError):
 class FileError:
     status: int
     reason: str
+    transient: bool = False  # storage/index unavailable: not the file's fault, retrying may succeed
 
 
 @dataclass(slots=True)
@@ -91,8 +92,8 @@ class _Work:
     def __post_init__(self) -> None:
         self.outcome = ImageOutcome(file=self.name)
 
-    def fail(self, status: int, reason: str) -> None:
-        self.outcome.error = FileError(status, reason)
+    def fail(self, status: int, reason: str, *, transient: bool = False) -> None:
+        self.outcome.error = FileError(status, reason, transient)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +219,7 @@ class FaceService:
             except ObjectNotFoundError:
                 return w.fail(404, f"no object {w.source_key!r} in {self.storage.uri(w.source_key)}")
             except StorageError as exc:
-                return w.fail(503, f"storage unavailable, retry later: {exc}")
+                return w.fail(503, f"storage unavailable, retry later: {exc}", transient=True)
         assert w.data is not None
         if len(w.data) > self.settings.max_upload_bytes:
             return w.fail(
@@ -273,7 +274,7 @@ class FaceService:
                     sidecar_key(self.prefix, image_id, name), sidecar.to_json(), "application/json"
                 )
             except StorageError as exc:
-                w.fail(503, f"storage unavailable, nothing was kept; retry later: {exc}")
+                w.fail(503, f"storage unavailable, nothing was kept; retry later: {exc}", transient=True)
                 continue
             w.outcome.image_id, w.outcome.storage_key = image_id, key
             w.outcome.faces, w.outcome.width, w.outcome.height = (

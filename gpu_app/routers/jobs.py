@@ -26,6 +26,9 @@ async def get_job(job_id: str, runtime: RuntimeDep) -> JobOut:
         done=job.done,
         succeeded=len(results) - failed,
         failed=failed,
+        pending=job.pending,
+        retry_reason=job.retry_reason,
+        next_attempt_at=job.next_attempt_at,
         error=job.error,
         results=results,
     )

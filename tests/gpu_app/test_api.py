@@ -232,7 +232,8 @@ def test_async_upload_job_reports_progress_and_results(client: TestClient) -> No
     job = response.json()
     assert job["total"] == 2 and job["status_url"].endswith(f"/jobs/{job['job_id']}")
     deadline = time.monotonic() + 60
-    while (state := client.get(f"/jobs/{job['job_id']}").json())["status"] in ("queued", "running"):
+    unfinished = ("queued", "running", "retrying")
+    while (state := client.get(f"/jobs/{job['job_id']}").json())["status"] in unfinished:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert state["status"] == "succeeded" and state["done"] == 2

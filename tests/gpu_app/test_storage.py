@@ -117,7 +117,7 @@ def test_long_outage_refuses_sync_upload_and_async_job_retries_until_it_lands(
         assert accepted.status_code == 202
         job_url = f"/jobs/{accepted.json()['job_id']}"
         deadline = time.monotonic() + 60
-        while (job := client.get(job_url).json())["status"] in ("queued", "running"):
+        while (job := client.get(job_url).json())["status"] in ("queued", "running", "retrying"):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert job["status"] == "succeeded" and job["succeeded"] == 1, job

@@ -1,0 +1,104 @@
+"""Async jobs keep every accepted file until it is stored (issue 12, item 3).
+
+A storage outage longer than any retry budget leaves the files spooled and the job `retrying` with
+the reason; once storage is back every accepted file lands. A bad image fails alone, once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from fastapi.testclient import TestClient
+
+from gpu_app.engine.insightface_engine import InsightFaceEngine
+from gpu_app.main import create_app
+from tests.gpu_app.conftest import app_settings
+from tests.support.fault_proxy import fault_proxy
+from tests.support.images import blank_jpeg, sample_bytes
+
+BUCKET = "face-embed-jobs-test"
+# Short backoffs: the outage below outlasts the old fixed budget many times over within seconds.
+FAST_RETRIES = {"storage_retries": 1, "job_retry_delay": 0.05, "job_retry_max_delay": 0.2}
+FILES = [("t1.jpg", sample_bytes()), ("blank.jpg", blank_jpeg()), ("bad.jpg", b"not an image")]
+
+
+def wait_job(client: TestClient, job_id: str, until: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        job = client.get(f"/jobs/{job_id}").json()
+        if until(job):
+            return job
+        assert job["status"] != "succeeded" or job.get("pending") == 0, f"succeeded with files pending: {job}"
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+
+
+def submit(client: TestClient) -> str:
+    files = [("files", (name, data)) for name, data in FILES]
+    accepted = client.post("/upload-images/?async=true", files=files)
+    assert accepted.status_code == 202, accepted.text
+    return str(accepted.json()["job_id"])
+
+
+def assert_stored(job: dict[str, Any], endpoint: str) -> None:
+    assert job["status"] == "succeeded" and job["pending"] == 0, job
+    assert (job["done"], job["succeeded"], job["failed"]) == (3, 2, 1), job
+    ok = {r["file"]: r for r in job["results"] if r["status"] == "ok"}
+    assert set(ok) == {"t1.jpg", "blank.jpg"} and len(ok["t1.jpg"]["faces"]) == 6
+    bad = next(r for r in job["results"] if r["status"] == "error")
+    assert bad["file"] == "bad.jpg" and bad["error"]["status"] == 422  # its own fault: refused once
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    for name, data in FILES[:2]:
+        assert s3.get_object(Bucket=BUCKET, Key=ok[name]["storage_key"])["Body"].read() == data
+
+
+@pytest.fixture
+def s3_proxy(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    with fault_proxy(aws_endpoint) as (proxy_url, proxy):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy_url)  # the app's storage goes through the proxy
+        yield proxy
+
+
+def test_outage_longer_than_any_retry_budget_keeps_files_until_stored(
+    make_client: Callable[..., TestClient], s3_proxy: Any, aws_endpoint: str, tmp_path: Path
+) -> None:
+    client = make_client(storage_backend="s3", s3_bucket_name=BUCKET, **FAST_RETRIES)
+    s3_proxy.fail_next = 10**9  # storage answers 503 until told otherwise
+    job_id = submit(client)
+
+    # Far past the old budget (6 tries x 2 requests), the job tells the truth and keeps the files.
+    retrying = wait_job(client, job_id, lambda j: s3_proxy.failed >= 60 and j["status"] == "retrying")
+    assert retrying["pending"] == 2 and retrying["failed"] == 1 and retrying["done"] == 1
+    assert "storage unavailable" in retrying["retry_reason"] and retrying["next_attempt_at"]
+    assert (tmp_path / "spool" / "jobs" / job_id).is_dir()
+
+    s3_proxy.fail_next = 0  # storage is back
+    assert_stored(wait_job(client, job_id, lambda j: j["pending"] == 0), aws_endpoint)
+    assert not (tmp_path / "spool" / "jobs" / job_id).exists()
+
+
+@contextmanager
+def app(engine: InsightFaceEngine, root: Path) -> Iterator[TestClient]:
+    settings = app_settings(root, storage_backend="s3", s3_bucket_name=BUCKET, **FAST_RETRIES)
+    with TestClient(create_app(settings, engine=engine, background_load=False)) as client:
+        yield client
+
+
+def test_pending_files_and_final_results_survive_a_restart(
+    engine: InsightFaceEngine, s3_proxy: Any, aws_endpoint: str, tmp_path: Path
+) -> None:
+    s3_proxy.fail_next = 10**9
+    with app(engine, tmp_path) as client:
+        job_id = submit(client)
+        wait_job(client, job_id, lambda j: j["status"] == "retrying" and j["failed"] == 1)
+    # Stopped during the outage: the accepted files wait on disk, the bad file's result is kept.
+    s3_proxy.fail_next = 0
+    with app(engine, tmp_path) as client:
+        assert_stored(wait_job(client, job_id, lambda j: j["status"] == "succeeded"), aws_endpoint)
