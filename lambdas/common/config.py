@@ -33,6 +33,8 @@ class DispatcherConfig:
     default_cpu_vcpus: int
     default_cpu_memory: int
     max_vcpus: int
+    gpu_compute_max_vcpus: int
+    cpu_compute_max_vcpus: int
     max_memory: int
     max_gpus: int
     min_memory: int

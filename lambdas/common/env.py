@@ -30,6 +30,10 @@ DISPATCHER: Final[dict[str, str | None]] = {
     "DEFAULT_CPU_VCPUS": "2",
     "DEFAULT_CPU_MEMORY": "4096",
     "MAX_VCPUS": "96",
+    # The compute environments' maxvCpus (Terraform: modules/batch gpu_max_vcpus/cpu_max_vcpus): a job
+    # asking for more would wait RUNNABLE for ever, so the dispatcher refuses it up front.
+    "GPU_COMPUTE_MAX_VCPUS": "16",
+    "CPU_COMPUTE_MAX_VCPUS": "32",
     "MAX_MEMORY": "393216",
     "MAX_GPUS": "8",
     "MIN_MEMORY": "512",

@@ -3,20 +3,64 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 MAX_KEY_LENGTH = 1024  # S3's limit on object keys
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# The app's rule for a collection name (gpu_app/schemas.py `Collection`; tests/lambdas/test_contract
+# checks both sides agree): refusing here costs nothing, refusing after a GPU start costs minutes.
+COLLECTION_PATTERN: Final = r"^[A-Za-z0-9._-]{1,64}$"
+_COLLECTION = re.compile(COLLECTION_PATTERN)
+# Controls (C0, DEL, C1 such as U+0085), unpaired surrogates, line and paragraph separators: they
+# break lines in e-mails and logs, or cannot be encoded at all (a surrogate fails every AWS call).
+_UNPRINTABLE_CATEGORIES: Final = frozenset({"Cc", "Cs", "Zl", "Zp"})
+# Bidirectional overrides and isolates reorder what a reader sees (a spoofed name in a notification).
+_BIDI_CONTROLS: Final = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+MAX_REASON_LENGTH: Final = 2000
+
+
+def _refused(char: str) -> bool:
+    return unicodedata.category(char) in _UNPRINTABLE_CATEGORIES or char in _BIDI_CONTROLS
+
+
+def unprintable(text: str) -> str | None:
+    """A description of the first character not allowed in names, keys and metadata, or None."""
+    char = next((char for char in text if _refused(char)), None)
+    if char is None:
+        return None
+    if unicodedata.category(char) == "Cs":
+        return f"an unpaired surrogate U+{ord(char):04X} (not valid Unicode)"
+    name = unicodedata.name(char, "").lower() or "a control character"
+    return f"U+{ord(char):04X} ({name})"
+
+
+def escape_unprintable(text: str) -> str:
+    """`text` with every character `unprintable` refuses written as a visible escape (\\u2028)."""
+    return "".join(f"\\u{ord(char):04x}" if _refused(char) else char for char in text)
 
 
 class InvalidMessageError(ValueError):
     """The message itself is wrong; retrying it can never help."""
 
     def __init__(self, reason: str, error_type: str = "SchemaViolation") -> None:
+        # Reasons quote the message: escaped and bounded, so they are safe in SQS attributes, logs
+        # and e-mails whatever the sender wrote.
+        reason = escape_unprintable(reason)
+        if len(reason) > MAX_REASON_LENGTH:
+            reason = reason[: MAX_REASON_LENGTH - 3] + "..."
         super().__init__(reason)
         self.reason = reason
         self.error_type = error_type
+
+
+def require_printable(text: str, field: str) -> str:
+    problem = unprintable(text)
+    if problem:
+        raise InvalidMessageError(f"{field} contains {problem}; only printable characters are allowed")
+    return text
 
 
 def require_mapping(value: Any, field: str) -> Mapping[str, Any]:
@@ -39,8 +83,23 @@ def optional_str(value: Mapping[str, Any], name: str, field: str, max_length: in
         return None
     if not isinstance(item, str) or not item.strip():
         raise InvalidMessageError(f"{field}.{name} must be a non-empty string")
-    if len(item) > max_length or _CONTROL_CHARACTERS.search(item):
-        raise InvalidMessageError(f"{field}.{name} must be at most {max_length} printable characters")
+    if len(item) > max_length:
+        raise InvalidMessageError(f"{field}.{name} must be at most {max_length} characters")
+    return require_printable(item, f"{field}.{name}")
+
+
+def optional_collection(value: Mapping[str, Any], name: str, field: str) -> str | None:
+    """A collection name the app accepts (its rule, see COLLECTION_PATTERN), or None when absent."""
+    item = value.get(name)
+    if item is None:
+        return None
+    if not isinstance(item, str):
+        raise InvalidMessageError(f"{field}.{name} must be a string, got {type(item).__name__}")
+    require_printable(item, f"{field}.{name}")
+    if not _COLLECTION.match(item):
+        raise InvalidMessageError(
+            f"{field}.{name} {item[:80]!r} must be 1 to 64 of A-Za-z0-9 . _ - (the face service's rule)"
+        )
     return item
 
 
@@ -71,8 +130,10 @@ def plain_key(item: Any, field: str, *, prefix: bool = False) -> str:
         problem = "must be a relative key (no leading '/', no backslashes)"
     elif any(part in ("..", ".") for part in item.split("/")):
         problem = "must not contain '.' or '..' path segments"
-    elif "//" in item or _CONTROL_CHARACTERS.search(item):
-        problem = "must not contain empty path segments or control characters"
+    elif "//" in item:
+        problem = "must not contain empty path segments"
+    elif unprintable(item):
+        problem = f"must not contain {unprintable(item)}"
     elif item.endswith("/") and not prefix:
         problem = "must name an object, not a folder"
     if problem:

@@ -41,12 +41,24 @@ class JobResources:
             raise InvalidMessageError("data.gpus applies only to compute_type 'gpu'")
         else:
             gpus = 0
-        return cls(
+        resources = cls(
             compute_type="gpu" if gpu else "cpu",
             vcpus=vcpus or (config.default_gpu_vcpus if gpu else config.default_cpu_vcpus),
             memory=memory or (config.default_gpu_memory if gpu else config.default_cpu_memory),
             gpus=(gpus or config.default_gpu_gpus) if gpu else 0,
         )
+        # Batch accepts a job larger than its compute environment, which then waits RUNNABLE until
+        # its queue's time limit cancels it: refuse it now, with the number it must fit in.
+        limit_name = "GPU_COMPUTE_MAX_VCPUS" if gpu else "CPU_COMPUTE_MAX_VCPUS"
+        limit = config.gpu_compute_max_vcpus if gpu else config.cpu_compute_max_vcpus
+        if resources.vcpus > limit:
+            asked = f"data.vcpus={vcpus}" if vcpus else f"the default of {resources.vcpus} vCPUs"
+            raise InvalidMessageError(
+                f"{asked} is more than the {compute_type} compute environment can ever run "
+                f"({limit_name}={limit}); the job would wait RUNNABLE until cancelled: "
+                f"ask for at most {limit}"
+            )
+        return resources
 
     def resource_requirements(self) -> list[dict[str, str]]:
         requirements = [

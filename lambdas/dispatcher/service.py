@@ -18,7 +18,7 @@ from lambdas.common.aws import client
 from lambdas.common.cache import per_container
 from lambdas.common.config import dispatcher_config
 from lambdas.common.log import logger
-from lambdas.common.models import TriggerMessage
+from lambdas.common.models import TriggerMessage, cut_to_depth
 from lambdas.common.validation import InvalidMessageError
 from lambdas.dispatcher.dead_letter import dead_letter
 from lambdas.dispatcher.triggers import TRIGGER_REGISTRY, DispatchContext
@@ -37,8 +37,19 @@ class RetryableDispatchError(RuntimeError):
     """Some records failed for a transient reason; Lambda retries the event (done records are skipped)."""
 
 
+class MessageRejected(Exception):  # noqa: N818 - an outcome, not a fault of this code
+    """The message is the sender's fault. Raised out of the idempotent dispatch so that no key is
+    kept for it: the same message re-sent after the sender fixed the cause (an uploaded script, a
+    corrected field) is dispatched, not swallowed as a duplicate."""
+
+    def __init__(self, error: InvalidMessageError) -> None:
+        super().__init__(error.reason)
+        self.error = error
+
+
 def dispatch_once(*, record: Mapping[str, str]) -> dict[str, Any]:
-    """Validate and execute one message, or dead-letter it. Raises only for transient failures."""
+    """Validate and execute one message. Raises MessageRejected for the sender's fault, anything
+    else for a transient failure."""
     config = dispatcher_config()
     raw, message_id = record["raw"], record["message_id"]
     try:
@@ -53,17 +64,13 @@ def dispatch_once(*, record: Mapping[str, str]) -> dict[str, Any]:
         trigger = trigger_class(message, DispatchContext(config, record["idempotency_key"], message_id))
         result = trigger.execute()
     except InvalidMessageError as error:
-        dead_letter_id = dead_letter(config.dead_letter_queue_url, error, message_id, raw)
-        logger.warning(
-            "message rejected",
-            extra={"reason": error.reason, "error_type": error.error_type, "dead_letter_id": dead_letter_id},
-        )
-        return {
-            "status": "rejected",
-            "message_id": message_id,
-            "error_type": error.error_type,
-            "reason": error.reason,
-        }
+        raise MessageRejected(error) from error
+    except (UnicodeError, RecursionError) as exc:
+        # Only the message's content can cause these (text AWS cannot encode, nesting Python cannot
+        # walk); the checks above should have named it, and retrying could never help.
+        raise MessageRejected(
+            InvalidMessageError(f"message content cannot be processed: {type(exc).__name__}: {exc}")
+        ) from exc
     logger.info("message dispatched", extra={"trigger_type": message.trigger_type, "result": result})
     return {
         "status": "dispatched",
@@ -73,21 +80,60 @@ def dispatch_once(*, record: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-@per_container
-def _idempotent_dispatch() -> Callable[..., dict[str, Any]]:
+def reject_once(*, record: Mapping[str, str]) -> dict[str, Any]:
+    """Dead-letter one rejected delivery; idempotent on the delivery, so a redelivery adds no record."""
+    error = InvalidMessageError(record["reason"], record["error_type"])
+    config = dispatcher_config()
+    dead_letter_id = dead_letter(config.dead_letter_queue_url, error, record["message_id"], record["raw"])
+    logger.warning(
+        "message rejected",
+        extra={"reason": error.reason, "error_type": error.error_type, "dead_letter_id": dead_letter_id},
+    )
+    return {
+        "status": "rejected",
+        "message_id": record["message_id"],
+        "error_type": error.error_type,
+        "reason": error.reason,
+    }
+
+
+def _idempotent(function: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """`function` run once per `record["idempotency_key"]` (its name keeps its records apart)."""
     persistence = DynamoDBPersistenceLayer(
         table_name=dispatcher_config().idempotency_table, boto3_client=client("dynamodb")
     )
     return idempotent_function(  # type: ignore[no-any-return]
-        dispatch_once, data_keyword_argument="record", persistence_store=persistence, config=IDEMPOTENCY
+        function, data_keyword_argument="record", persistence_store=persistence, config=IDEMPOTENCY
     )
 
 
+@per_container
+def _idempotent_dispatch() -> Callable[..., dict[str, Any]]:
+    return _idempotent(dispatch_once)
+
+
+@per_container
+def _idempotent_reject() -> Callable[..., dict[str, Any]]:
+    return _idempotent(reject_once)
+
+
 def process_message(raw: str, message_id: str) -> dict[str, Any]:
-    """One delivery: the sender's idempotency_key, else the delivery's MessageId, decides duplicates."""
-    explicit = TriggerMessage.explicit_idempotency_key(raw)
-    key = f"idempotency_key:{explicit}" if explicit else f"message_id:{message_id}"
-    return _idempotent_dispatch()(record={"idempotency_key": key, "message_id": message_id, "raw": raw})
+    """One delivery. Duplicates are decided by the sender's idempotency_key tied to the payload, else
+    by the delivery's MessageId; a rejection is recorded per delivery only."""
+    sender_key = TriggerMessage.sender_key(raw)
+    key = f"idempotency_key:{sender_key}" if sender_key else f"message_id:{message_id}"
+    try:
+        return _idempotent_dispatch()(record={"idempotency_key": key, "message_id": message_id, "raw": raw})
+    except MessageRejected as rejected:
+        return _idempotent_reject()(
+            record={
+                "idempotency_key": f"message_id:{message_id}",
+                "message_id": message_id,
+                "raw": raw,
+                "reason": rejected.error.reason,
+                "error_type": rejected.error.error_type,
+            }
+        )
 
 
 def deliveries(event: Any, context: LambdaContext) -> list[tuple[str, str]]:
@@ -98,7 +144,8 @@ def deliveries(event: Any, context: LambdaContext) -> list[tuple[str, str]]:
     """
     if isinstance(event, dict) and isinstance(event.get("Records"), list):
         return [(record.sns.message, record.sns.message_id) for record in SNSEvent(event).records]
-    return [(json.dumps(event), context.aws_request_id)]
+    # An event too deep to serialise is cut (the parse then refuses it for its depth, with a reason).
+    return [(json.dumps(cut_to_depth(event)), context.aws_request_id)]
 
 
 def handle_event(event: Any, context: LambdaContext) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
@@ -19,6 +19,18 @@ from lambdas.dispatcher.batch import (
     submit_job,
 )
 from lambdas.dispatcher.triggers.base import BaseTrigger, DispatchContext
+
+# What the script runner can run (gpu_app/batch/script_runner.py INTERPRETERS; a contract test checks
+# both agree): anything else fails in the job after the queue wait.
+RUNNABLE_SUFFIXES: Final = (".py", ".sh")
+# The original design's EFS cache clean-up (`"operation": "cleanup-cache"`), answered with what applies here.
+CLEANUP_CACHE_REPLACED: Final = (
+    "data.operation 'cleanup-cache' is not needed in this deployment: it has no EFS model cache. Batch "
+    "jobs load the model pack from their container image (or MODELS_S3_URI) onto the job's own disk, "
+    "which is freed when the job ends; the GPU instance keeps its copy on its root volume, billed by "
+    "size whatever it holds (to empty it anyway, run `python -m gpu_app.batch cleanup-cache` on the "
+    "instance; the next start fetches the pack again). Nothing was submitted."
+)
 
 
 def require_object(bucket: str, key: str, field: str) -> None:
@@ -39,8 +51,20 @@ class BatchJobTrigger(BaseTrigger):
     def __init__(self, message: TriggerMessage, context: DispatchContext) -> None:
         super().__init__(message, context)
         data = message.data
+        if "operation" in data:
+            if data["operation"] == "cleanup-cache":
+                raise InvalidMessageError(CLEANUP_CACHE_REPLACED, "UnsupportedOperation")
+            raise InvalidMessageError(
+                f"data.operation {data['operation']!r} is not supported; a batch_job runs data.script_key",
+                "UnsupportedOperation",
+            )
         reject_unknown(data, ("script_key", *RESOURCE_FIELDS), "data")
         self.script_key = plain_key(data.get("script_key"), "data.script_key")
+        if PurePosixPath(self.script_key).suffix not in RUNNABLE_SUFFIXES:
+            raise InvalidMessageError(
+                f"data.script_key {self.script_key!r} must end in {' or '.join(RUNNABLE_SUFFIXES)} "
+                "(the script runner runs .py with Python and .sh with bash)"
+            )
         self.resources = JobResources.parse(data, context.config)
 
     def execute(self) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from lambdas.common.aws import client, is_not_found
 from lambdas.common.models import TriggerMessage
 from lambdas.common.validation import (
     InvalidMessageError,
+    optional_collection,
     optional_int,
-    optional_str,
     plain_key,
     reject_unknown,
 )
@@ -58,16 +58,22 @@ def count_manifest_entries(bucket: str, key: str) -> int:
         line = raw_line.decode("utf-8", "replace").strip()
         if not line:
             continue
+        entry_key: Any = line
         if line.startswith("{"):
             try:
                 entry = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 entry = None
             if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or not entry["key"]:
                 raise InvalidMessageError(
                     f"manifest {key!r} line {number} is neither a plain key nor a JSON object with a 'key'",
                     "InvalidManifest",
                 )
+            entry_key = entry["key"]
+        try:  # every line names an object of the input bucket, checked like a key in a message
+            plain_key(entry_key, f"manifest {key!r} line {number}: key")
+        except InvalidMessageError as error:
+            raise InvalidMessageError(error.reason, "InvalidManifest") from None
         count += 1
     return count
 
@@ -87,7 +93,7 @@ class FaceEmbeddingTrigger(BaseTrigger):
         self.manifest_key = (
             plain_key(data["manifest_key"], "data.manifest_key") if "manifest_key" in data else None
         )
-        self.collection = optional_str(data, "collection", "data", 128) or DEFAULT_COLLECTION
+        self.collection = optional_collection(data, "collection", "data") or DEFAULT_COLLECTION
         self.images_per_child = (
             optional_int(data, "images_per_child", "data", minimum=1, maximum=MAX_IMAGES_PER_CHILD)
             or context.config.images_per_child
