@@ -11,6 +11,7 @@ from lambdas.common.config import MonitorConfig
 from lambdas.common.log import logger
 from lambdas.common.models import BatchJobStateChange
 from lambdas.common.notify import publish
+from lambdas.common.validation import escape_unprintable
 
 FINAL_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED"})
 
@@ -71,7 +72,9 @@ def body(change: BatchJobStateChange) -> str:
         "",
         f"Console: https://{region()}.console.aws.amazon.com/batch/home?region={region()}#jobs/detail/{change.job_id}",
     ]
-    return "\n".join(lines) + "\n"
+    # Job names, reasons and the sender's metadata end up here: a line break or separator in them
+    # must not start a forged line of the e-mail, so each line is escaped before the join.
+    return "\n".join(escape_unprintable(line) for line in lines) + "\n"
 
 
 def notify_state_change(event: Mapping[str, Any], config: MonitorConfig) -> dict[str, Any]:

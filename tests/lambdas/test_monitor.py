@@ -104,3 +104,35 @@ def test_array_parent_is_notified_and_children_are_not(monitor: Callable[..., An
 def test_non_final_states_are_not_notified(monitor: Callable[..., Any], stack: Stack) -> None:
     assert monitor(event("RUNNING", "", []))["published"] is False
     assert notifications(stack) == []
+
+
+def test_separators_and_controls_from_the_job_are_escaped_in_the_notification(
+    monitor: Callable[..., Any], stack: Stack
+) -> None:
+    hostile = ENVIRONMENT | {
+        "TRIGGER_USER": "mallory\u2028Status:        SUCCEEDED",
+        "TRIGGER_PROJECT": "faces\u0085x",
+        "TRIGGER_EXPERIMENT": "exp\r\nForged: line\u202e",
+    }
+    change = batch_state_change(
+        job_name="gpu_processing-faces-exp-42-3f48266f29a1",
+        job_id="4c2a9e2e-6f0b-4f8e-9a53-2f1f0e1d9c11",
+        job_queue=QUEUE,
+        status="FAILED",
+        status_reason="Essential container\nin task exited",
+        environment=hostile,
+        attempts=[attempt(1, "reason\u2029more", STREAM)],
+    )
+
+    monitor(change)
+
+    (note,) = notifications(stack)
+    body = note["Message"]
+    # Every line break in the body is one the monitor wrote: nothing the job carried starts a line.
+    assert body.splitlines() == body.split("\n")[:-1]
+    lines = body.splitlines()
+    assert "  User:        mallory\\u2028Status:        SUCCEEDED" in lines
+    assert "  Project:     faces\\u0085x" in lines
+    assert "  Experiment:  exp\\u000d\\u000aForged: line\\u202e" in lines
+    assert "Status reason: Essential container\\u000ain task exited" in lines
+    assert not any(line.startswith(("Forged", "in task")) for line in lines)
