@@ -30,10 +30,13 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `serve` binds")
     port: int = Field(8000, ge=1, le=65535)
     api_key: SecretStr | None = Field(
-        None, description="Required X-API-Key for every route but /health, /metrics"
+        None, description="Required X-API-Key for every route but /health, /ready, /metrics"
     )
     api_key_ssm_parameter: str | None = Field(
         None, description="SSM SecureString (or Secrets Manager secret) holding API_KEY"
+    )
+    public_docs: bool = Field(
+        False, description="Serve /docs, /redoc and /openapi.json without the API key"
     )
 
     # --- model ---------------------------------------------------------------------------------
@@ -55,6 +58,9 @@ class Settings(BaseSettings):
     # --- image input ---------------------------------------------------------------------------
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1)
     max_files_per_request: int = Field(100, ge=1)
+    max_request_bytes: int | None = Field(
+        None, ge=1, description="Cap of a multipart body (default: every file at MAX_UPLOAD_BYTES)"
+    )
     max_image_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb guard")
     min_image_side: int = Field(16, ge=1)
 

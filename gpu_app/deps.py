@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 
+from gpu_app.middleware import API_KEY_DETAIL, API_KEY_HEADER, key_matches
 from gpu_app.runtime import Runtime
 from gpu_app.service import FaceService
 
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -31,15 +31,17 @@ def get_service(runtime: Annotated[Runtime, Depends(get_runtime)]) -> FaceServic
 
 def require_api_key(
     runtime: Annotated[Runtime, Depends(get_runtime)],
-    supplied: Annotated[str | None, Security(_api_key_header)] = None,
+    supplied: Annotated[str | None, Security(api_key_header)] = None,
 ) -> None:
     expected = runtime.api_key
     if expected is None:
         return
-    if supplied is None or not hmac.compare_digest(supplied.encode(), expected.encode()):
+    # The RequestGuard middleware already refused a wrong key before the body was read; this
+    # dependency documents the scheme in OpenAPI and guards any app mounted without the middleware.
+    if not key_matches(supplied, expected):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            detail="missing or wrong X-API-Key header",
+            detail=API_KEY_DETAIL,
             headers={"WWW-Authenticate": "APIKey"},
         )
 

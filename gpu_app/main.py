@@ -7,14 +7,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from gpu_app import __version__
 from gpu_app.config import Settings
 from gpu_app.engine import FaceEngine
-from gpu_app.index import VectorIndex
+from gpu_app.index import VectorIndex, VectorIndexError
+from gpu_app.middleware import GuardPolicy, RequestGuard
+from gpu_app.responses import AsciiJSONResponse, http_error, validation_error
 from gpu_app.routers import faces, health, images, jobs, search
 from gpu_app.runtime import Runtime
-from gpu_app.storage import ImageStorage
+from gpu_app.storage import ImageStorage, ObjectNotFoundError, StorageError
+
+# Open to anyone: probes and the Prometheus scraper. Everything else needs the key, when one is set.
+PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# Routes whose bodies are multipart uploads; every other body is small JSON.
+UPLOAD_PATHS = ("/upload-images/", "/search")
 
 
 def create_app(
@@ -41,8 +51,32 @@ def create_app(
         version=__version__,
         description="InsightFace detection + recognition; images to storage, vectors to the index.",
         lifespan=lifespan,
+        default_response_class=AsciiJSONResponse,
+        exception_handlers={HTTPException: http_error, RequestValidationError: validation_error},
     )
     app.state.runtime = runtime
+    multipart_limit, json_limit = runtime.body_limits
+    app.add_middleware(
+        RequestGuard,
+        policy=GuardPolicy(
+            api_key=lambda: runtime.api_key,
+            open_paths=PROBE_PATHS | (DOCS_PATHS if runtime.settings.public_docs else frozenset()),
+            default_body_limit=json_limit,
+            body_limits=dict.fromkeys(UPLOAD_PATHS, multipart_limit),
+        ),
+    )
+
+    @app.exception_handler(ObjectNotFoundError)
+    async def not_found(request: Request, exc: ObjectNotFoundError) -> AsciiJSONResponse:
+        return AsciiJSONResponse({"detail": f"no object {exc}"}, status_code=404)
+
+    @app.exception_handler(StorageError)
+    async def storage_unavailable(request: Request, exc: StorageError) -> AsciiJSONResponse:
+        return unavailable(f"storage unavailable, retry later: {exc}")
+
+    @app.exception_handler(VectorIndexError)
+    async def index_unavailable(request: Request, exc: VectorIndexError) -> AsciiJSONResponse:
+        return unavailable(f"vector index unavailable, retry later: {exc}")
 
     @app.middleware("http")
     async def record_metrics(
@@ -58,3 +92,8 @@ def create_app(
     for router in (health.public, health.protected, images.router, search.router, faces.router, jobs.router):
         app.include_router(router)
     return app
+
+
+def unavailable(detail: str) -> AsciiJSONResponse:
+    """A dependency outage is the server's temporary state, not the request's fault: 503, retry."""
+    return AsciiJSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})

@@ -26,6 +26,9 @@ State = Literal["starting", "ready", "failed", "stopped"]
 _INDEX_RETRY_SECONDS = 30.0
 # terraform/modules/api_key creates the parameter with this placeholder; the user replaces it.
 TERRAFORM_PLACEHOLDER_PREFIX = "PLACEHOLDER-"
+# Multipart headers and boundaries per file part; the JSON cap of /process beyond its keys.
+_MULTIPART_PART_OVERHEAD = 16 * 1024
+_JSON_BODY_BASE = 64 * 1024
 
 
 class Runtime:
@@ -108,10 +111,24 @@ class Runtime:
             if self.service is not None and self.service.pending_index:
                 self.service.retry_pending_index()
 
-    def not_ready_reasons(self) -> list[str]:
+    @property
+    def body_limits(self) -> tuple[int, int]:
+        """(multipart cap, JSON cap) in bytes: every file the limits admit fits in the first; the
+        second holds MAX_FILES_PER_REQUEST keys of 1,024 characters, each \\uXXXX-escaped."""
+        settings = self.settings
+        multipart = settings.max_request_bytes or settings.max_files_per_request * (
+            settings.max_upload_bytes + _MULTIPART_PART_OVERHEAD
+        )
+        return multipart, _JSON_BODY_BASE + settings.max_files_per_request * 6 * 1024
+
+    def not_ready_reasons(self, *, detailed: bool = True) -> list[str]:
+        """Why the service takes no work. Not `detailed`: a startup error may name paths or hosts,
+        so the open endpoints say only that it failed."""
         if self.state == "starting":
             return ["model is loading"]
         if self.state != "ready" or self.service is None:
+            if not detailed and self.state == "failed":
+                return ["startup failed; details at /health?verbose=true with the API key"]
             return [self.error or f"state is {self.state}"]
         reasons = []
         if self.settings.require_gpu and not self.service.engine.info.cuda:

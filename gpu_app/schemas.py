@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
 from gpu_app.index import FaceRecord, SearchHit
 from gpu_app.service import ImageOutcome, QueryFace
@@ -158,6 +158,12 @@ class ImageOut(BaseModel):
     faces: list[FaceOut]
 
 
+class DeletedOut(BaseModel):
+    image_id: str
+    deleted_objects: list[str]
+    deleted_vectors: int
+
+
 class JobAccepted(BaseModel):
     job_id: str
     status: str
@@ -182,3 +188,110 @@ class JobOut(BaseModel):
     next_attempt_at: str | None = None
     error: str | None
     results: list[FileResult]
+
+
+# --- errors: every answer that is not a success has one of these bodies ----------------------------
+class Problem(BaseModel):
+    """An error of the whole request (400, 401, 404, 413, 429, 503): what went wrong, in words."""
+
+    detail: str
+
+
+class ValidationIssue(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    loc: list[str | int]
+    msg: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class ValidationProblem(BaseModel):
+    """422: the request does not match the documented parameters (one issue per field)."""
+
+    detail: list[ValidationIssue]
+
+
+class InvalidRequest(RootModel[ValidationProblem | Problem]):
+    """422: a parameter check (issues) or a rule across parameters (words)."""
+
+
+class BatchFailure(RootModel[BatchResponse | Problem]):
+    """Every file failed with this status (each listed), or the request itself failed."""
+
+
+class BatchInvalid(RootModel[ValidationProblem | BatchResponse | Problem]):
+    """Parameters invalid, or every file failed with mixed statuses."""
+
+
+def _error(description: str, model: type[BaseModel]) -> dict[str, Any]:
+    return {"description": description, "model": model}
+
+
+UNAUTHORIZED = {401: _error("Missing or wrong X-API-Key header", Problem)}
+NOT_READY = {503: _error("Not ready (model loading) or storage/index unavailable; retry later", Problem)}
+NOT_FOUND = {404: _error("No such resource", Problem)}
+INVALID = {422: _error("Parameters do not match the schema", InvalidRequest)}
+TOO_LARGE = {413: _error("Body above the route's size limit", Problem)}
+UNSUPPORTED = {415: _error("Not an image format this service decodes", Problem)}
+# Routes that answer one result per file: when every file failed, the status is theirs and the
+# body still lists each file (BatchResponse); request-level errors carry a Problem.
+BATCH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("Every file failed with 400 (e.g. an invalid key)", BatchFailure),
+    404: _error("Every file failed with 404 (no such object)", BatchFailure),
+    413: _error("Body above the limit, or every file above MAX_UPLOAD_BYTES", BatchFailure),
+    415: _error("Every file failed with 415 (format not supported)", BatchFailure),
+    422: _error("Parameters invalid, or every file failed (mixed statuses)", BatchInvalid),
+    503: _error("Not ready, or storage unavailable for every file; retry later", BatchFailure),
+}
+
+
+# --- health ----------------------------------------------------------------------------------------
+class Limits(BaseModel):
+    """What one request may carry; the instance controller splits its work by these."""
+
+    max_files_per_request: int
+    max_upload_bytes: int
+    max_request_bytes: int
+    max_image_pixels: int
+
+
+class ModelOut(BaseModel):
+    loaded: bool
+    pack: str
+    embedding_dim: int | None = None
+    det_size: list[int] | None = None
+    requested_providers: list[str] | None = None
+    providers: dict[str, list[str]] | None = None
+    cuda: bool | None = None
+    match_threshold: float | None = None
+    error: str | None = Field(None, description="Startup failure (verbose only)")
+
+
+class HealthOut(BaseModel):
+    """Liveness from in-process state only: never waits on storage or the index."""
+
+    status: Literal["starting", "ok", "degraded", "failed", "stopped"]
+    ready: bool
+    reasons: list[str]
+    idle_seconds: float
+    jobs_in_progress: int
+    auto_shutdown_idle_time: int
+    index_pending: int = 0
+    limits: Limits
+    model: ModelOut
+    storage: dict[str, Any] | None = Field(None, description="Storage check (verbose, API key)")
+    index: dict[str, Any] | None = Field(None, description="Vector index check (verbose, API key)")
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    reasons: list[str]
+
+
+class IndexCheckOut(BaseModel):
+    ok: bool
+    backend: str
+    count: int | None
+    detail: dict[str, Any]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -47,6 +48,7 @@ from gpu_app.storage.base import image_folder, sidecar_key
 
 log = logging.getLogger(__name__)
 
+_IMAGE_ID = re.compile(r"[0-9a-f]{32}")
 CONTENT_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
 
@@ -136,9 +138,15 @@ class Activity:
             return 0.0 if self._busy else time.monotonic() - self._last
 
 
-def image_id_of(data: bytes) -> str:
-    """Content address: the same bytes are the same image wherever they come from."""
-    return hashlib.sha256(data).hexdigest()[:32]
+def image_id_of(data: bytes, collection: str = DEFAULT_COLLECTION) -> str:
+    """Content address within a collection: the same bytes are the same image wherever they come
+    from, and the same bytes in two collections are two images (with their own faces), so adding
+    to one collection never moves faces out of another. The default collection keeps the plain
+    content hash of the images stored before collections took part in the id."""
+    if collection == DEFAULT_COLLECTION:
+        return hashlib.sha256(data).hexdigest()[:32]
+    # Collection names have no NUL (see schemas.Collection): the prefix cannot be forged by data.
+    return hashlib.sha256(collection.encode() + b"\0" + data).hexdigest()[:32]
 
 
 def face_id_of(image_id: str, index: int) -> str:
@@ -238,7 +246,7 @@ class FaceService:
         stored: list[tuple[_Work, Sidecar, str]] = []
         for w, faces in zip(ready, detected, strict=True):
             assert w.data is not None and w.decoded is not None
-            image_id = image_id_of(w.data)
+            image_id = image_id_of(w.data, collection)
             fmt = w.decoded.format
             name = sanitize_filename(w.source_key or w.name)
             if w.source_key is None and not name.lower().endswith(EXTENSIONS.get(fmt, "\0")):
@@ -383,25 +391,37 @@ class FaceService:
         return record
 
     def image_sidecars(self, image_id: str) -> list[tuple[str, Sidecar]]:
-        if not all(c in "0123456789abcdef" for c in image_id) or not image_id:
+        """The image's sidecars, by id: one listing of the image's own folder (a key derived from
+        the id), never of the whole store. Several only when the same bytes came under several names.
+        Raises StorageError when storage is down (the API answers 503)."""
+        if not _IMAGE_ID.fullmatch(image_id):
             return []
-        keys = [
-            k for k in self.storage.list(image_folder(self.prefix, image_id)) if k.endswith(SIDECAR_SUFFIX)
-        ]
-        return [(key, Sidecar.from_json(self.storage.get(key))) for key in keys]
+        folder = image_folder(self.prefix, image_id)
+        keys = [k for k in self.storage.list(folder) if k.endswith(SIDECAR_SUFFIX)]
+        found = []
+        for key in keys:
+            try:
+                found.append((key, Sidecar.from_json(self.storage.get(key))))
+            except ObjectNotFoundError:
+                continue  # deleted between the listing and the read
+        return found
 
     def delete_image(self, image_id: str) -> dict[str, Any] | None:
+        """Remove the image's vectors, its sidecars and the copies this service stored in the
+        image's folder. A key sent to /process stays: it is the caller's object, and the same
+        object may back the image in other collections."""
         sidecars = self.image_sidecars(image_id)
         removed_vectors = self.index.delete_image(image_id)
         if not sidecars and not removed_vectors:
             return None
-        for key, sidecar in sidecars:
-            self.storage.delete(sidecar.storage_key)
+        folder = image_folder(self.prefix, image_id)
+        stored_copies = sorted({s.storage_key for _, s in sidecars if s.storage_key.startswith(folder)})
+        for key in [*stored_copies, *(k for k, _ in sidecars)]:
             self.storage.delete(key)
         self._pending.discard(image_id)
         return {
             "image_id": image_id,
-            "deleted_objects": [s.storage_key for _, s in sidecars] + [k for k, _ in sidecars],
+            "deleted_objects": stored_copies + [k for k, _ in sidecars],
             "deleted_vectors": removed_vectors,
         }
 

@@ -8,10 +8,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
 
 from gpu_app.deps import ServiceDep, require_api_key
-from gpu_app.schemas import FaceRecordOut
+from gpu_app.schemas import INVALID, NOT_FOUND, NOT_READY, UNAUTHORIZED, FaceRecordOut
 from gpu_app.service import FaceNotFoundError
 
-router = APIRouter(tags=["faces"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    tags=["faces"],
+    dependencies=[Depends(require_api_key)],
+    responses=UNAUTHORIZED | NOT_READY | INVALID | NOT_FOUND,
+)
 
 
 @router.get("/faces/{face_id}", response_model=FaceRecordOut, response_model_exclude_none=True)

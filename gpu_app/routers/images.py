@@ -6,25 +6,35 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from gpu_app.deps import RuntimeDep, ServiceDep, require_api_key
 from gpu_app.jobs import QueueFullError
+from gpu_app.responses import AsciiJSONResponse
 from gpu_app.schemas import (
+    BATCH_ERRORS,
+    INVALID,
+    NOT_FOUND,
+    NOT_READY,
+    UNAUTHORIZED,
     BatchResponse,
     Collection,
+    DeletedOut,
     FaceOut,
     FileResult,
     ImageOut,
     JobAccepted,
+    Problem,
     ProcessRequest,
 )
 from gpu_app.service import FaceService, ImageOutcome
 
-router = APIRouter(tags=["images"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    tags=["images"], dependencies=[Depends(require_api_key)], responses=UNAUTHORIZED | NOT_READY | INVALID
+)
+BUSY = {429: {"model": Problem, "description": "Async job queue full; retry after Retry-After seconds"}}
 
 
-def batch_response(service: FaceService, outcomes: list[ImageOutcome]) -> JSONResponse:
+def batch_response(service: FaceService, outcomes: list[ImageOutcome]) -> AsciiJSONResponse:
     """200 when every file succeeded, 207 when some did, else the files' common 4xx/5xx."""
     failed = [o for o in outcomes if not o.ok]
     if not failed:
@@ -41,7 +51,7 @@ def batch_response(service: FaceService, outcomes: list[ImageOutcome]) -> JSONRe
         succeeded=len(outcomes) - len(failed),
         failed=len(failed),
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=code)
+    return AsciiJSONResponse(body.model_dump(mode="json"), status_code=code)
 
 
 def check_file_count(count: int, limit: int) -> None:
@@ -60,7 +70,9 @@ async def read_uploads(files: list[UploadFile], limit: int) -> list[tuple[str, b
 @router.post(
     "/upload-images/",
     summary="Store, detect, embed and index one or many images (multipart field `files`)",
-    responses={200: {"model": BatchResponse}, 202: {"model": JobAccepted}, 207: {"model": BatchResponse}},
+    responses={200: {"model": BatchResponse}, 202: {"model": JobAccepted}, 207: {"model": BatchResponse}}
+    | BATCH_ERRORS
+    | BUSY,
 )
 async def upload_images(
     request: Request,
@@ -71,7 +83,7 @@ async def upload_images(
     run_async: Annotated[
         bool, Query(alias="async", description="Queue and answer 202 with a job id")
     ] = False,
-) -> JSONResponse:
+) -> AsciiJSONResponse:
     settings = runtime.settings
     check_file_count(len(files), settings.max_files_per_request)
     uploads = await read_uploads(files, settings.max_upload_bytes)
@@ -89,7 +101,7 @@ async def upload_images(
             status_url=str(request.url_for("get_job", job_id=job.id)),
             total=job.total,
         )
-        return JSONResponse(accepted.model_dump(), status_code=status.HTTP_202_ACCEPTED)
+        return AsciiJSONResponse(accepted.model_dump(), status_code=status.HTTP_202_ACCEPTED)
     outcomes = await run_in_threadpool(service.process_uploads, uploads, collection)
     return batch_response(service, outcomes)
 
@@ -97,15 +109,20 @@ async def upload_images(
 @router.post(
     "/process",
     summary="Detect, embed and index images already in storage (what the instance controller forwards)",
-    responses={200: {"model": BatchResponse}, 207: {"model": BatchResponse}},
+    responses={200: {"model": BatchResponse}, 207: {"model": BatchResponse}} | BATCH_ERRORS,
 )
-async def process(body: ProcessRequest, service: ServiceDep, runtime: RuntimeDep) -> JSONResponse:
+async def process(body: ProcessRequest, service: ServiceDep, runtime: RuntimeDep) -> AsciiJSONResponse:
     check_file_count(len(body.files), runtime.settings.max_files_per_request)
     outcomes = await run_in_threadpool(service.process_keys, body.files, body.collection)
     return batch_response(service, outcomes)
 
 
-@router.get("/images/{image_id}", summary="An image's stored record and faces", response_model=ImageOut)
+@router.get(
+    "/images/{image_id}",
+    summary="An image's stored record and faces",
+    response_model=ImageOut,
+    responses=NOT_FOUND,
+)
 async def get_image(image_id: str, service: ServiceDep) -> ImageOut:
     sidecars = await run_in_threadpool(service.image_sidecars, image_id)
     if not sidecars:
@@ -124,7 +141,12 @@ async def get_image(image_id: str, service: ServiceDep) -> ImageOut:
     )
 
 
-@router.delete("/images/{image_id}", summary="Remove the image, its sidecar and its vectors")
+@router.delete(
+    "/images/{image_id}",
+    summary="Remove the image, its sidecar and its vectors",
+    response_model=DeletedOut,
+    responses=NOT_FOUND,
+)
 async def delete_image(image_id: str, service: ServiceDep) -> dict[str, object]:
     result = await run_in_threadpool(service.delete_image, image_id)
     if result is None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from gpu_app.deps import RuntimeDep, require_api_key
-from gpu_app.schemas import FileResult, JobOut
+from gpu_app.schemas import INVALID, NOT_FOUND, UNAUTHORIZED, FileResult, JobOut
 
-router = APIRouter(tags=["jobs"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    tags=["jobs"],
+    dependencies=[Depends(require_api_key)],
+    responses=UNAUTHORIZED | INVALID | NOT_FOUND,
+)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, name="get_job")

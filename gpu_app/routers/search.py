@@ -10,10 +10,24 @@ from fastapi.concurrency import run_in_threadpool
 from gpu_app.deps import RuntimeDep, ServiceDep, require_api_key
 from gpu_app.imaging import ImageDecodeError
 from gpu_app.index import SearchFilters
-from gpu_app.schemas import Collection, QueryOut, SearchResponse
+from gpu_app.schemas import (
+    INVALID,
+    NOT_FOUND,
+    NOT_READY,
+    TOO_LARGE,
+    UNAUTHORIZED,
+    UNSUPPORTED,
+    Collection,
+    QueryOut,
+    SearchResponse,
+)
 from gpu_app.service import FaceNotFoundError
 
-router = APIRouter(tags=["search"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    tags=["search"],
+    dependencies=[Depends(require_api_key)],
+    responses=UNAUTHORIZED | NOT_READY | INVALID | NOT_FOUND | TOO_LARGE | UNSUPPORTED,
+)
 
 
 @router.post("/search", response_model=SearchResponse, summary="Top-k similar faces (multipart form)")

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 SIDECAR_SUFFIX = ".faces.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_KEY_LENGTH = 1024
+_MAX_SEGMENT_BYTES = 255
 
 
 class StorageError(RuntimeError):
@@ -50,15 +51,23 @@ def sanitize_filename(name: str | None, default: str = "image") -> str:
 
 
 def validate_key(key: str) -> str:
-    """A storage key a client may name: relative, no '..' segments, no control characters."""
-    if not key or len(key) > _MAX_KEY_LENGTH:
-        raise InvalidKeyError(f"key must be 1..{_MAX_KEY_LENGTH} characters")
+    """A storage key a client may name: relative, no '..' segments, no control characters, and
+    storable by every backend: UTF-8, at most 1,024 bytes (S3), segments of at most 255 bytes
+    (a file name on the local filesystem)."""
+    try:
+        encoded = key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidKeyError("key is not valid UTF-8 (lone surrogate)") from None
+    if not key or len(encoded) > _MAX_KEY_LENGTH:
+        raise InvalidKeyError(f"key must be 1..{_MAX_KEY_LENGTH} bytes of UTF-8")
     if key.startswith("/") or "\\" in key or "://" in key:
         raise InvalidKeyError(f"key {key!r} must be a relative object key (no leading '/', '\\' or scheme)")
     if any(part in {"", ".", ".."} for part in key.split("/")):
         raise InvalidKeyError(f"key {key!r} has an empty, '.' or '..' segment")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
         raise InvalidKeyError("key contains control characters")
+    if any(len(part.encode()) > _MAX_SEGMENT_BYTES for part in key.split("/")):
+        raise InvalidKeyError(f"key {key[:80]!r}... has a segment over {_MAX_SEGMENT_BYTES} bytes")
     return key
 
 

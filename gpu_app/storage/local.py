@@ -26,22 +26,29 @@ class LocalStorage:
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Write-then-rename: a reader never sees half a file, a crash never leaves one.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        except OSError as exc:
+            raise StorageError(f"could not write {key!r}: {exc}") from exc
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             Path(tmp).replace(path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise StorageError(f"could not write {key!r}: {exc}") from exc
             raise
 
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFoundError(key) from None
+        except OSError as exc:  # unreadable, name too long for this filesystem, I/O error
+            raise StorageError(f"could not read {key!r}: {exc}") from exc
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -56,9 +63,14 @@ class LocalStorage:
                 break
 
     def list(self, prefix: str) -> Iterator[str]:
+        # Walk only the folder the prefix names (an image's own folder for a lookup by id), not
+        # the whole root: the cost follows the answer, not the number of stored images.
+        folder = self.root / prefix.rpartition("/")[0]
+        if not folder.resolve().is_relative_to(self.root):
+            raise StorageError(f"prefix {prefix!r} escapes the storage root")
         keys = (
             path.relative_to(self.root).as_posix()
-            for path in self.root.rglob("*")
+            for path in folder.rglob("*")
             if path.is_file() and not path.name.startswith(".tmp-")
         )
         yield from sorted(key for key in keys if key.startswith(prefix))

@@ -25,6 +25,9 @@ class S3Storage:
             max_pool_connections=32,
         )
         self._s3 = boto3.client("s3", region_name=region, config=config)
+        # Probes answer in seconds: one attempt, short timeouts (the data client waits 30 s a try).
+        probe_config = Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=2)
+        self._probe = boto3.client("s3", region_name=region, config=probe_config)
         from botocore.exceptions import BotoCoreError, ClientError
 
         self._errors = (BotoCoreError, ClientError)
@@ -65,7 +68,7 @@ class S3Storage:
 
     def health(self) -> dict[str, Any]:
         try:
-            self._s3.head_bucket(Bucket=self.bucket)
+            self._probe.head_bucket(Bucket=self.bucket)
             return {"ok": True, "backend": self.backend, "bucket": self.bucket}
         except self._errors as exc:
             return {"ok": False, "backend": self.backend, "bucket": self.bucket, "error": str(exc)}

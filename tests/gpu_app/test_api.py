@@ -36,7 +36,7 @@ def test_upload_sample_stores_embeds_and_indexes(client: TestClient, tmp_path: P
     assert (tmp_path / "images" / (result["storage_key"] + ".faces.json")).is_file()
     face = result["faces"][0]
     assert len(face["bbox"]) == 4 and len(face["landmarks"]) == 5 and face["det_score"] > 0.5
-    health = client.get("/health").json()
+    health = client.get("/health", params={"verbose": "true"}).json()
     assert health["index"]["count"] == 6
 
 
@@ -111,7 +111,7 @@ def test_get_face_and_image_then_delete_removes_everything(client: TestClient, t
     assert client.get(f"/faces/{face_id}").status_code == 404
     assert client.get(f"/images/{image_id}").status_code == 404
     assert client.delete(f"/images/{image_id}").status_code == 404
-    assert client.get("/health").json()["index"]["count"] == 0
+    assert client.get("/health", params={"verbose": "true"}).json()["index"]["count"] == 0
 
 
 def test_reindex_from_sidecars_restores_identical_results(
@@ -205,7 +205,7 @@ def test_fifty_concurrent_uploads_are_all_stored_and_indexed(client: TestClient,
     accepted = [b for b in bodies if b["_status"] == 200]
     assert len(accepted) == 50
     faces = sum(len(b["results"][0]["faces"]) for b in accepted)
-    health = client.get("/health").json()
+    health = client.get("/health", params={"verbose": "true"}).json()
     assert health["index"]["count"] == faces > 0
     assert len(list((tmp_path / "images").rglob("*.faces.json"))) == 50
 
@@ -280,7 +280,7 @@ def test_api_key_from_ssm_parameter(make_client: Callable[..., TestClient], aws_
 
 def test_health_ready_metrics_and_test_es(client: TestClient) -> None:
     upload(client, ("t1.jpg", sample_bytes()))
-    health = client.get("/health").json()
+    health = client.get("/health", params={"verbose": "true"}).json()
     assert health["status"] == "ok" and health["ready"] is True
     assert health["model"]["providers"] == {
         "detection": ["CPUExecutionProvider"],
@@ -302,7 +302,7 @@ def test_require_gpu_refuses_readiness_on_cpu(make_client: Callable[..., TestCli
     client = make_client(require_gpu=True)
     ready = client.get("/ready")
     assert ready.status_code == 503 and "REQUIRE_GPU" in ready.json()["reasons"][0]
-    assert client.get("/health").json()["status"] == "degraded"
+    assert client.get("/health", params={"verbose": "true"}).json()["status"] == "degraded"
     assert upload(client, ("t1.jpg", sample_bytes()))["_status"] == 503
 
 
