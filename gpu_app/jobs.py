@@ -3,8 +3,9 @@
 The spool on disk is the queue: accepted files are written there before the 202 answer and stay
 until each one is stored, or refused for its own fault (a bad image). A transient failure (storage
 unavailable) keeps the file spooled and retried with capped backoff, without limit and across
-restarts; a job is `succeeded` only when no file is pending. The API answers 429 when too many new
-jobs wait, but a restart resumes every spooled job, however many.
+restarts; a job is `succeeded` only when no file is pending, and its record (not its files) stays
+for GET /jobs across restarts. The API answers 429 when too many new jobs wait, but a restart
+resumes every spooled job, however many.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _INTERNAL_ERROR_ATTEMPTS = 3  # an unexpected error of one file alone is retried
 _KEEP_FINISHED = 1000
 _MANIFEST = "job.json"
 _RESULTS = "results.jsonl"
+_FINISHED = "finished.json"  # a finished job keeps its manifest and results (not its files) for GET /jobs
 _HALF_SPOOL_AGE = 60.0  # seconds after which a spool folder without a manifest is a dead submit
 
 
@@ -131,7 +133,9 @@ class JobManager:
         with self._wakeup:
             for job in recovered:
                 self._jobs[job.id] = job
-                self._waiting.append(job)
+                if job.status != "succeeded":
+                    self._waiting.append(job)
+            self._forget_finished()
             self._wakeup.notify_all()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -176,6 +180,7 @@ class JobManager:
             if oldest.status not in ("succeeded", "failed"):
                 break
             self._jobs.popitem(last=False)
+            shutil.rmtree(self._spool / oldest.id, ignore_errors=True)
 
     # --- recovery ------------------------------------------------------------------------------
     def _recover(self) -> list[Job]:
@@ -197,6 +202,10 @@ class JobManager:
                 log.error("cannot resume spooled job %s (left in %s): %s", folder.name, folder, exc)
                 continue
             job.outcomes = _read_outcomes(folder / _RESULTS, job.total)
+            if (folder / _FINISHED).exists():
+                job.status, job.finished_at = "succeeded", _finished_at(folder / _FINISHED)
+                jobs.append(job)
+                continue
             log.info("resuming spooled job %s (%d of %d files pending)", job.id, job.pending, job.total)
             jobs.append(job)
         return jobs
@@ -254,7 +263,12 @@ class JobManager:
                     job.retry_reason,
                 )
         if job.pending == 0:
-            shutil.rmtree(self._spool / job.id, ignore_errors=True)
+            # The files are stored: drop their spooled copies, keep the record for GET /jobs.
+            for _, path in job.files:
+                path.unlink(missing_ok=True)
+            marker = self._spool / job.id / f"{_FINISHED}.tmp"
+            marker.write_text(json.dumps({"finished_at": job.finished_at}))
+            marker.replace(marker.with_suffix(""))
 
     def _run(self, job: Job) -> None:
         """One pass over the job's pending files; final outcomes are recorded as they come."""
@@ -297,6 +311,13 @@ class JobManager:
         with (self._spool / job.id / _RESULTS).open("a") as results:
             results.write(json.dumps({"index": index, "outcome": _outcome_to_json(outcome)}) + "\n")
         job.outcomes[index] = outcome
+
+
+def _finished_at(marker: Path) -> str | None:
+    try:
+        return str(json.loads(marker.read_text())["finished_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _iso_in(seconds: float) -> str:

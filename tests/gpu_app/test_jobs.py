@@ -81,7 +81,8 @@ def test_outage_longer_than_any_retry_budget_keeps_files_until_stored(
 
     s3_proxy.fail_next = 0  # storage is back
     assert_stored(wait_job(client, job_id, lambda j: j["pending"] == 0), aws_endpoint)
-    assert not (tmp_path / "spool" / "jobs" / job_id).exists()
+    kept = {p.name for p in (tmp_path / "spool" / "jobs" / job_id).iterdir()}
+    assert kept == {"job.json", "results.jsonl", "finished.json"}  # the record, not the files
 
 
 @contextmanager
