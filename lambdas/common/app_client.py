@@ -16,19 +16,39 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from lambdas.common.aws import client
-from lambdas.common.cache import per_container
+from lambdas.common.cache import register_container_cache
 from lambdas.common.models import AppHealth
 
 HEALTH_TIMEOUT: Final = 5.0
-# Statuses /process answers with a per-file results body (all ok, some failed, all failed).
-PROCESS_RESULT_STATUSES: Final = frozenset({200, 207, 422})
+# The key is re-read after this long, so a rotation reaches a warm container without a restart (a
+# 401 re-reads it at once).
+API_KEY_TTL_SECONDS: Final = 300.0
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 15.0
 # Refused, reset, timed out (OSError, URLError) or a broken HTTP exchange (HTTPException).
 _NETWORK_ERRORS = (OSError, http.client.HTTPException)
+# Busy or failing on the app's side: the same request may succeed later.
+_TRANSIENT_STATUSES = frozenset({408, 429})
 
 
 class AppError(RuntimeError):
     """The app could not be reached or answered outside its contract."""
+
+
+class TransientAppError(AppError):
+    """Unreachable, 5xx, 408 or 429: the same request may succeed later."""
+
+
+class AppAuthError(AppError):
+    """401: the key sent is not the app's key (a rotation one side has not seen yet)."""
+
+
+class AppRefusedError(AppError):
+    """A 4xx without per-file results (e.g. 413, a malformed body): sending it again cannot help."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"the app refused the request with HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
 
 
 def base_url(private_ip: str | None, port: int, override: str) -> str:
@@ -42,11 +62,38 @@ def base_url(private_ip: str | None, port: int, override: str) -> str:
     return f"http://{private_ip}:{port}"
 
 
-@per_container
-def api_key(parameter_name: str) -> str:
-    """The API key from its SSM SecureString parameter, fetched once per container."""
-    response = client("ssm").get_parameter(Name=parameter_name, WithDecryption=True)
-    return str(response["Parameter"]["Value"])
+def normalize_api_key(value: str) -> str:
+    """The key as it is compared: surrounding whitespace dropped (a value written with
+    `--value file://key.txt` ends in a newline). gpu_app/secrets.py applies the same rule."""
+    return value.strip()
+
+
+class _ExpiringKeys:
+    """API keys by parameter name, each re-read from SSM once older than API_KEY_TTL_SECONDS."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, tuple[str, float]] = {}
+
+    def get(self, parameter_name: str, *, refresh: bool = False) -> str:
+        cached = self._keys.get(parameter_name)
+        if cached is not None and not refresh and time.monotonic() - cached[1] < API_KEY_TTL_SECONDS:
+            return cached[0]
+        response = client("ssm").get_parameter(Name=parameter_name, WithDecryption=True)
+        key = normalize_api_key(str(response["Parameter"]["Value"]))
+        self._keys[parameter_name] = (key, time.monotonic())
+        return key
+
+    def cache_clear(self) -> None:
+        self._keys.clear()
+
+
+_API_KEYS = _ExpiringKeys()
+register_container_cache(_API_KEYS)
+
+
+def api_key(parameter_name: str, *, refresh: bool = False) -> str:
+    """The API key from its SSM SecureString parameter: cached for API_KEY_TTL_SECONDS, or re-read now."""
+    return _API_KEYS.get(parameter_name, refresh=refresh)
 
 
 def _request(
@@ -115,14 +162,30 @@ def wait_until_ready(
 def process_files(
     url: str, key: str, files: Sequence[str], collection: str | None, timeout: float
 ) -> tuple[int, dict[str, Any]]:
-    """`POST /process`; returns (HTTP status, the app's results body)."""
+    """`POST /process`; returns (HTTP status, the app's per-file results body).
+
+    Any status that comes with per-file results is an answer (200, 207, or the files' common
+    status when all failed, 4xx or 5xx: the caller decides per file). Without results: 401 raises
+    AppAuthError, 5xx/408/429 and network errors TransientAppError, other 4xx AppRefusedError.
+    """
     body: dict[str, Any] = {"files": list(files)}
     if collection is not None:
         body["collection"] = collection
     try:
         status, answer = _request(f"{url}/process", timeout=timeout, body=body, headers={"X-API-Key": key})
     except _NETWORK_ERRORS as exc:
-        raise AppError(f"POST {url}/process failed: {exc}") from exc
-    if status not in PROCESS_RESULT_STATUSES or not isinstance(answer, dict) or "results" not in answer:
-        raise AppError(f"POST {url}/process answered HTTP {status}: {str(answer)[:500]}")
-    return status, answer
+        raise TransientAppError(f"POST {url}/process failed: {exc}") from exc
+    if isinstance(answer, dict) and isinstance(answer.get("results"), list):
+        if len(answer["results"]) != len(files):
+            raise AppError(
+                f"POST {url}/process answered {len(answer['results'])} results for {len(files)} files"
+            )
+        return status, answer
+    detail = str(answer.get("detail", answer) if isinstance(answer, dict) else answer)[:500]
+    if status == 401:
+        raise AppAuthError(f"POST {url}/process answered HTTP 401: {detail}")
+    if status >= 500 or status in _TRANSIENT_STATUSES:
+        raise TransientAppError(f"POST {url}/process answered HTTP {status}: {detail}")
+    if 400 <= status < 500:
+        raise AppRefusedError(status, detail)
+    raise AppError(f"POST {url}/process answered HTTP {status} without results: {detail}")

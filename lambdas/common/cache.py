@@ -18,6 +18,11 @@ def per_container(function: F) -> F:
     return cached  # type: ignore[return-value]
 
 
+def register_container_cache(cache: Any) -> None:
+    """Have `clear_container_caches` also clear `cache` (anything with a `cache_clear()` method)."""
+    _CACHED.append(cache)
+
+
 def clear_container_caches() -> None:
     """Forget every cached value, as a cold start would; tests call it between cases."""
     for cached in _CACHED:

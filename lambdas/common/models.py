@@ -199,6 +199,8 @@ class AppHealth:
     idle_seconds: float
     jobs_in_progress: int
     raw: Mapping[str, Any]
+    # `limits.max_files_per_request`: the most files one /process takes (None: an app too old to say).
+    max_files_per_request: int | None = None
 
     @classmethod
     def parse(cls, value: Any) -> AppHealth:
@@ -212,7 +214,20 @@ class AppHealth:
             raise ValueError("health body lacks a numeric idle_seconds")
         if isinstance(jobs, bool) or not isinstance(jobs, int):
             raise ValueError("health body lacks an integer jobs_in_progress")
-        return cls(status=status, ready=ready, idle_seconds=float(idle), jobs_in_progress=jobs, raw=value)
+        limits = value.get("limits")
+        max_files = limits.get("max_files_per_request") if isinstance(limits, dict) else None
+        if max_files is not None and (
+            isinstance(max_files, bool) or not isinstance(max_files, int) or max_files < 1
+        ):
+            raise ValueError(f"health limits.max_files_per_request is not a positive integer: {max_files!r}")
+        return cls(
+            status=status,
+            ready=ready,
+            idle_seconds=float(idle),
+            jobs_in_progress=jobs,
+            raw=value,
+            max_files_per_request=max_files,
+        )
 
     @property
     def starting(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from botocore.exceptions import ClientError, WaiterError
@@ -29,6 +29,13 @@ CAPACITY_ERROR_CODES: Final = frozenset(
     }
 )
 WAITER_DELAY_SECONDS: Final = 5
+# An app whose /health does not publish `limits.max_files_per_request` (older builds) takes 100.
+DEFAULT_MAX_FILES_PER_REQUEST: Final = 100
+# Transient /process failures (unreachable, 5xx, files failed with 5xx) are retried in place before
+# the invocation fails (then Lambda retries it).
+PROCESS_ATTEMPTS: Final = 3
+PROCESS_RETRY_FIRST_SECONDS: Final = 1.0
+_AGGREGATED: Final = frozenset({"results", "succeeded", "failed"})
 GONE_STATES: Final = frozenset({"shutting-down", "terminated"})
 
 Remaining = Callable[[], float]  # seconds this invocation may still spend
@@ -122,6 +129,117 @@ def stop(config: ControllerConfig, remaining: Remaining) -> tuple[InstanceInfo, 
     return describe_instance(config.gpu_instance_id), outcome
 
 
+def _is_transient(result: Mapping[str, Any]) -> bool:
+    """A file the app could not do for its own reasons now (storage down: 503), not the file's fault."""
+    error = result.get("error") if result.get("status") == "error" else None
+    status = error.get("status") if isinstance(error, dict) else None
+    return isinstance(status, int) and (status >= 500 or status in (408, 429))
+
+
+def _overall_status(results: Sequence[Mapping[str, Any]]) -> int:
+    """The app's own rule over every file: 200 all ok, 207 some, else the common status (or 422)."""
+    failed = [result for result in results if result.get("status") != "ok"]
+    if not failed:
+        return 200
+    if len(failed) < len(results):
+        return 207
+    statuses = {(result.get("error") or {}).get("status") for result in failed}
+    common = statuses.pop() if len(statuses) == 1 else None
+    return common if isinstance(common, int) else 422
+
+
+class _ProcessSession:
+    """`POST /process` with the key from SSM: a 401 re-reads the key once and retries; transient
+    failures (network, 5xx, and files that failed with a 5xx) are retried with backoff."""
+
+    def __init__(self, url: str, parameter: str, collection: str | None, remaining: Remaining) -> None:
+        self.url, self.parameter, self.collection, self.remaining = url, parameter, collection, remaining
+        self.key = app_client.api_key(parameter)
+        self.key_reread = False
+        self.requests = 0
+
+    def _post(self, files: Sequence[str]) -> tuple[int, dict[str, Any]]:
+        while True:
+            self.requests += 1
+            try:
+                return app_client.process_files(
+                    self.url, self.key, files, self.collection, max(self.remaining(), 1.0)
+                )
+            except app_client.AppAuthError:
+                if self.key_reread:
+                    raise
+                # The key may have been rotated since this container read it.
+                self.key, self.key_reread = app_client.api_key(self.parameter, refresh=True), True
+                logger.warning("app refused the API key; re-read it from SSM and retrying once")
+
+    def process(self, files: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Per-file results in the order of `files`, and the first answer's other fields."""
+        results: list[dict[str, Any]] = [{} for _ in files]
+        pending = list(range(len(files)))
+        extra: dict[str, Any] = {}
+        delay = PROCESS_RETRY_FIRST_SECONDS
+        for attempt in range(1, PROCESS_ATTEMPTS + 1):
+            try:
+                _, body = self._post([files[i] for i in pending])
+            except app_client.TransientAppError as exc:
+                failure = str(exc)
+            else:
+                extra = extra or {k: v for k, v in body.items() if k not in _AGGREGATED}
+                for position, result in zip(pending, body["results"], strict=True):
+                    results[position] = result
+                pending = [i for i in pending if _is_transient(results[i])]
+                if not pending:
+                    return results, extra
+                failure = f"{len(pending)} file(s) failed transiently, e.g. {results[pending[0]]}"
+            if attempt == PROCESS_ATTEMPTS or self.remaining() <= delay:
+                # Raised: Lambda retries the request; files already stored are stored again (same ids).
+                raise app_client.TransientAppError(f"after {attempt} attempt(s): {failure}")
+            logger.warning("transient /process failure, retrying", extra={"failure": failure[:500]})
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+
+def process_all(
+    url: str, parameter: str, request: ControllerRequest, limit: int, remaining: Remaining
+) -> dict[str, Any]:
+    """Send the files in requests of at most `limit` (what the app says it takes) and merge the answers.
+
+    Per-file 4xx outcomes are final (the file's fault: reported, not retried); a request the app
+    refuses as a whole (4xx without results) is reported as `error`, since sending it again cannot help.
+    """
+    session = _ProcessSession(url, parameter, request.collection, remaining)
+    files = list(request.files)
+    results: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    for start in range(0, len(files), limit):
+        try:
+            chunk_results, chunk_extra = session.process(files[start : start + limit])
+        except app_client.AppRefusedError as exc:
+            logger.error("the app refused the request", extra={"status": exc.status, "detail": exc.detail})
+            return {
+                "http_status": exc.status,
+                "error": {"status": exc.status, "reason": exc.detail},
+                "results": results,
+                "succeeded": sum(result.get("status") == "ok" for result in results),
+                "failed": len(results),
+                "not_sent": len(files) - len(results),
+                "requests": session.requests,
+                "files_per_request": limit,
+            }
+        results.extend(chunk_results)
+        extra = extra or chunk_extra
+    succeeded = sum(result.get("status") == "ok" for result in results)
+    return extra | {
+        "http_status": _overall_status(results),
+        "results": results,
+        "succeeded": succeeded,
+        "failed": len(results) - succeeded,
+        "requests": session.requests,
+        "files_per_request": limit,
+    }
+
+
 def run(request: ControllerRequest, config: ControllerConfig, remaining: Remaining) -> dict[str, Any]:
     """Carry out one request; returns the instance, its state, timings and (if asked) the app's results."""
     started = time.monotonic()
@@ -147,17 +265,12 @@ def run(request: ControllerRequest, config: ControllerConfig, remaining: Remaini
         mark = lap("start_seconds", started)
         if request.action == "start_and_process":
             url = app_client.base_url(info.private_ip, config.app_port, config.app_url_override)
-            _, polls = app_client.wait_until_ready(url, min(config.health_timeout_seconds, remaining()))
+            health, polls = app_client.wait_until_ready(url, min(config.health_timeout_seconds, remaining()))
             mark = lap("ready_seconds", mark)
-            status, body = app_client.process_files(
-                url,
-                app_client.api_key(config.api_key_parameter),
-                request.files,
-                request.collection,
-                max(remaining(), 1.0),
-            )
+            limit = health.max_files_per_request or DEFAULT_MAX_FILES_PER_REQUEST
+            processed = process_all(url, config.api_key_parameter, request, limit, remaining)
             lap("process_seconds", mark)
-            outcome |= {"app_url": url, "health_polls": polls, "http_status": status, **body}
+            outcome |= {"app_url": url, "health_polls": polls, **processed}
     timings["total_seconds"] = round(time.monotonic() - started, 3)
     result |= {
         "instance_id": info.instance_id,

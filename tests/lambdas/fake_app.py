@@ -24,25 +24,43 @@ class FakeApp:
         self.health_calls = 0
         self.process_requests: list[dict[str, Any]] = []
         self.url = ""
+        # The app's MAX_FILES_PER_REQUEST: more files in one /process answer 413 like the app does.
+        self.max_files_per_request = 100
+        self.publish_limits = True  # False: a /health without `limits`, as older apps answer
+        self.unavailable_answers = 0  # the next N /process calls answer 503 without results
+        self.flaky_failures: dict[str, int] = {}  # key -> times it still fails with a per-file 503
 
     def health_body(self) -> dict[str, Any]:
         self.health_calls += 1
+        limits = (
+            {"limits": {"max_files_per_request": self.max_files_per_request}} if self.publish_limits else {}
+        )
         if self.health_calls <= self.starting_polls:
-            return self.health | {"status": "starting", "ready": False}
-        return dict(self.health)
+            return self.health | limits | {"status": "starting", "ready": False}
+        return self.health | limits
+
+    @staticmethod
+    def _failed(key: str, status: int, reason: str) -> dict[str, Any]:
+        return {"file": key, "status": "error", "error": {"status": status, "reason": reason}}
 
     def process(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         self.process_requests.append(body)
+        if self.unavailable_answers > 0:
+            self.unavailable_answers -= 1
+            return 503, {"detail": "model is loading"}
+        if len(body["files"]) > self.max_files_per_request:
+            return 413, {
+                "detail": f"{len(body['files'])} files in one request; the limit is MAX_FILES_PER_REQUEST"
+            }
         results = []
         for number, key in enumerate(body["files"]):
             if "broken" in key:
-                results.append(
-                    {
-                        "file": key,
-                        "status": "error",
-                        "error": {"status": 422, "reason": "not a decodable image"},
-                    }
-                )
+                results.append(self._failed(key, 422, "not a decodable image"))
+            elif "missing" in key:
+                results.append(self._failed(key, 404, f"no object {key}"))
+            elif self.flaky_failures.get(key, 0) > 0:
+                self.flaky_failures[key] -= 1
+                results.append(self._failed(key, 503, "storage unavailable"))
             else:
                 results.append(
                     {
@@ -53,9 +71,20 @@ class FakeApp:
                         "faces": [{"face_id": f"face-{number}", "bbox": [1, 2, 30, 40], "det_score": 0.9}],
                     }
                 )
-        failed = sum(result["status"] == "error" for result in results)
-        status = 200 if not failed else 422 if failed == len(results) else 207
-        return status, {"results": results, "succeeded": len(results) - failed, "failed": failed}
+        failed = [result for result in results if result["status"] == "error"]
+        statuses = {result["error"]["status"] for result in failed}
+        # The app's rule: 200, 207 when some failed, else the files' common status (422 if mixed).
+        status = (
+            200
+            if not failed
+            else 207
+            if len(failed) < len(results)
+            else statuses.pop()
+            if len(statuses) == 1
+            else 422
+        )
+        body = {"model_pack": "offline_sc", "results": results, "succeeded": len(results) - len(failed)}
+        return status, body | {"failed": len(failed)}
 
 
 def _handler(app: FakeApp) -> type[BaseHTTPRequestHandler]:

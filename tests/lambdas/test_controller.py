@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from lambdas.common.app_client import AppError, base_url
+from lambdas.common.app_client import AppError, TransientAppError, base_url
 from lambdas.common.aws import client
 from lambdas.common.validation import InvalidMessageError
 from lambdas.controller.handler import lambda_handler
@@ -283,3 +283,129 @@ def test_app_url_is_the_private_ip_unless_overridden() -> None:
         base_url(None, 8000, "")
     with pytest.raises(AppError, match="http"):
         base_url("10.0.1.4", 8000, "file:///etc/passwd")
+
+
+# --- one contract with the app (issue 12 item 14) ------------------------------------------------
+
+
+def process(invoke: Invoke, files: list[str], **payload: Any) -> dict[str, Any]:
+    return invoke({"action": "start_and_process", "payload": {"files": files, **payload}})
+
+
+@pytest.fixture
+def app_invoke(invoke: Invoke, configure: Configure, fake_app: FakeApp) -> Invoke:
+    configure("controller", APP_URL_OVERRIDE=fake_app.url)
+    return invoke
+
+
+def test_files_are_split_by_the_limit_the_app_publishes(app_invoke: Invoke, fake_app: FakeApp) -> None:
+    fake_app.max_files_per_request = 3
+    files = [f"img{n}.jpg" for n in range(7)]
+
+    result = process(app_invoke, files, collection="c1")
+
+    assert [request["files"] for request in fake_app.process_requests] == [files[:3], files[3:6], files[6:]]
+    assert {request["collection"] for request in fake_app.process_requests} == {"c1"}
+    assert [item["file"] for item in result["results"]] == files
+    assert (result["http_status"], result["succeeded"], result["failed"]) == (200, 7, 0)
+    assert (result["requests"], result["files_per_request"]) == (3, 3)
+
+
+def test_an_app_that_publishes_no_limit_gets_requests_of_one_hundred(
+    app_invoke: Invoke, fake_app: FakeApp
+) -> None:
+    fake_app.publish_limits = False
+    files = [f"img{n}.jpg" for n in range(250)]
+
+    result = process(app_invoke, files)
+
+    assert [len(request["files"]) for request in fake_app.process_requests] == [100, 100, 50]
+    assert result["succeeded"] == 250
+
+
+def test_files_that_all_fail_with_one_4xx_are_the_final_answer(app_invoke: Invoke, fake_app: FakeApp) -> None:
+    files = ["missing-1.jpg", "missing-2.jpg"]
+
+    result = process(app_invoke, files)  # the app answers 404 with per-file results: reported, not raised
+
+    assert (result["http_status"], result["succeeded"], result["failed"]) == (404, 0, 2)
+    assert [item["error"]["status"] for item in result["results"]] == [404, 404]
+    assert len(fake_app.process_requests) == 1  # processed once, not again by a retry
+
+
+def test_mixed_outcomes_across_requests_keep_the_apps_status_rule(
+    app_invoke: Invoke, fake_app: FakeApp
+) -> None:
+    fake_app.max_files_per_request = 2
+
+    result = process(app_invoke, ["a.jpg", "b.jpg", "missing.jpg", "broken.jpg"])
+
+    assert (result["http_status"], result["succeeded"], result["failed"]) == (207, 2, 2)
+
+
+def test_transient_failures_are_retried_in_place_and_only_for_the_files_that_had_them(
+    app_invoke: Invoke, fake_app: FakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lambdas.controller.service.time.sleep", lambda seconds: None)
+    fake_app.unavailable_answers = 1  # the first /process answers 503 without results
+    fake_app.flaky_failures = {"b.jpg": 1}  # then b.jpg fails once with a per-file 503
+
+    result = process(app_invoke, ["a.jpg", "b.jpg", "missing.jpg"])
+
+    assert [request["files"] for request in fake_app.process_requests] == [
+        ["a.jpg", "b.jpg", "missing.jpg"],
+        ["a.jpg", "b.jpg", "missing.jpg"],
+        ["b.jpg"],
+    ]
+    assert [item["status"] for item in result["results"]] == ["ok", "ok", "error"]
+    assert (result["http_status"], result["succeeded"], result["failed"]) == (207, 2, 1)
+
+
+def test_transient_failures_that_persist_raise_for_lambdas_retry(
+    app_invoke: Invoke, fake_app: FakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lambdas.controller.service.time.sleep", lambda seconds: None)
+    fake_app.unavailable_answers = 10
+
+    with pytest.raises(TransientAppError, match="after 3 attempt"):
+        process(app_invoke, ["a.jpg"])
+    assert len(fake_app.process_requests) == 3
+
+
+def test_a_request_the_app_refuses_as_a_whole_is_reported_not_retried(
+    app_invoke: Invoke, fake_app: FakeApp
+) -> None:
+    fake_app.max_files_per_request = 2
+    fake_app.publish_limits = False  # the controller believes 100: the app answers 413
+
+    result = process(app_invoke, ["a.jpg", "b.jpg", "c.jpg"])
+
+    assert result["http_status"] == 413 and "MAX_FILES_PER_REQUEST" in result["error"]["reason"]
+    assert (result["not_sent"], len(fake_app.process_requests)) == (3, 1)
+
+
+def test_api_key_value_is_stripped_as_the_app_strips_it(
+    app_invoke: Invoke, stack: Stack, fake_app: FakeApp
+) -> None:
+    boto3.client("ssm").put_parameter(
+        Name=stack.api_key_parameter, Value=f"{fake_app.api_key}\n", Type="SecureString", Overwrite=True
+    )
+
+    result = process(app_invoke, ["a.jpg"])
+
+    assert result["succeeded"] == 1
+
+
+def test_a_rotated_key_is_re_read_on_401_and_the_request_retried_once(
+    app_invoke: Invoke, stack: Stack, fake_app: FakeApp
+) -> None:
+    assert process(app_invoke, ["a.jpg"])["succeeded"] == 1  # the container now holds the key
+    boto3.client("ssm").put_parameter(
+        Name=stack.api_key_parameter, Value="rotated-key", Type="SecureString", Overwrite=True
+    )
+    fake_app.api_key = "rotated-key"  # the app already serves the new key
+
+    result = process(app_invoke, ["b.jpg"])
+
+    assert result["succeeded"] == 1
+    assert [request["files"] for request in fake_app.process_requests] == [["a.jpg"], ["b.jpg"]]
