@@ -23,6 +23,9 @@ locals {
 
   app_port = 8000
 
+  # container_image, or its alias ml_container_image (the variables' validations require one).
+  container_image = coalesce(var.container_image, var.ml_container_image)
+
   lambda_build_dir        = var.lambda_build_dir != null ? var.lambda_build_dir : "${path.root}/../build/lambda"
   user_data_template_path = "${path.root}/../scripts/ec2-user-data.sh.tftpl"
 
@@ -148,7 +151,7 @@ module "batch" {
   name_prefix         = local.name_prefix
   subnet_ids          = module.vpc.instance_subnet_ids
   security_group_ids  = [module.vpc.batch_security_group_id]
-  container_image     = var.container_image
+  container_image     = local.container_image
   cpu_container_image = var.cpu_container_image
 
   input_bucket_name  = module.s3.input_bucket_name
@@ -167,7 +170,6 @@ module "batch" {
   index_name                   = var.index_name
   es_hosts                     = var.es_hosts
   es_secret_ssm_parameter_name = var.es_secret_ssm_parameter
-  api_key_parameter_name       = module.api_key.name
   kms_key_arn                  = local.kms_key_arn
 
   gpu_use_spot_instances   = var.ml_gpu_use_spot_instances
@@ -202,8 +204,10 @@ module "ec2_gpu" {
   root_volume_size            = var.gpu_root_volume_size
   user_data_template_path     = local.user_data_template_path
   stop_after_first_boot       = var.gpu_stop_after_first_boot
-  container_image             = var.container_image
+  container_image             = local.container_image
   app_port                    = local.app_port
+  use_spot_instance           = var.gpu_use_spot_instance
+  spot_max_price              = var.gpu_spot_max_price
 
   input_bucket_name  = module.s3.input_bucket_name
   input_bucket_arn   = module.s3.input_bucket_arn
@@ -244,6 +248,9 @@ module "lambda" {
 
   input_bucket_name           = module.s3.input_bucket_name
   input_bucket_arn            = module.s3.input_bucket_arn
+  input_read_prefixes         = var.dispatcher_read_prefixes
+  gpu_compute_max_vcpus       = var.batch_gpu_max_vcpus
+  cpu_compute_max_vcpus       = var.batch_cpu_max_vcpus
   output_bucket_name          = module.s3.output_bucket_name
   job_queue_names             = module.batch.job_queue_names
   job_queue_arns              = module.batch.job_queue_arns
@@ -273,6 +280,7 @@ module "lambda" {
   api_key_parameter_arn     = module.api_key.arn
   start_timeout_seconds     = var.controller_start_timeout_seconds
   health_timeout_seconds    = var.controller_health_timeout_seconds
+  gpu_instance_type         = var.gpu_instance_type
   fallback_instance_types   = var.gpu_fallback_instance_types
   auto_shutdown_idle_time   = var.auto_shutdown_idle_time
   unreachable_grace_seconds = var.unreachable_grace_seconds

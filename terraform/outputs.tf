@@ -118,6 +118,16 @@ output "vpc_id" {
   value       = module.vpc.vpc_id
 }
 
+output "lambda_log_group_names" {
+  description = "Log groups of the functions by key (dispatcher, controller, monitor, idle_stopper), for aws logs tail."
+  value       = module.lambda.log_group_names
+}
+
+output "container_image" {
+  description = "Image the GPU instance and the Batch jobs run (container_image, or its alias ml_container_image)."
+  value       = local.container_image
+}
+
 output "batch_log_group_name" {
   description = "Log group of the Batch job containers."
   value       = module.batch.log_group_name

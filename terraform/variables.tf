@@ -86,13 +86,13 @@ variable "log_retention_days" {
 
 variable "vpc_cidr" {
   type        = string
-  description = "IPv4 CIDR of the VPC (/16 to /24)."
+  description = "IPv4 network address of the VPC (/16 to /24)."
   default     = "10.42.0.0/16"
   nullable    = false
 
   validation {
-    condition     = can(cidrhost(var.vpc_cidr, 0)) && can(regex("^[0-9.]+/(1[6-9]|2[0-4])$", var.vpc_cidr))
-    error_message = "vpc_cidr must be an IPv4 CIDR from /16 to /24."
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && can(regex("^[0-9.]+/(1[6-9]|2[0-4])$", var.vpc_cidr)) && try(cidrsubnet(var.vpc_cidr, 0, 0) == var.vpc_cidr, false)
+    error_message = "vpc_cidr must be an IPv4 network address from /16 to /24, for example 10.42.0.0/16 (not 10.42.0.1/16)."
   }
 }
 
@@ -162,16 +162,16 @@ variable "interface_endpoint_az_count" {
 
 variable "app_allowed_cidrs" {
   type        = list(string)
-  description = "IPv4 CIDRs (for example a VPN) allowed to call the app on port 8000 besides the Lambdas. Empty by default; /0 is refused (plain HTTP)."
+  description = "IPv4 network addresses (for example a VPN, 10.8.0.0/16) allowed to call the app on port 8000 besides the Lambdas. Empty by default; /0 is refused (plain HTTP)."
   default     = []
   nullable    = false
 
   validation {
     condition = alltrue([
       for cidr in var.app_allowed_cidrs :
-      can(cidrhost(cidr, 0)) && can(regex("^[0-9.]+/[0-9]+$", cidr)) && !endswith(cidr, "/0")
+      can(cidrhost(cidr, 0)) && can(regex("^[0-9.]+/[0-9]+$", cidr)) && !endswith(cidr, "/0") && try(cidrsubnet(cidr, 0, 0) == cidr, false)
     ])
-    error_message = "app_allowed_cidrs must be IPv4 CIDRs and must not be a /0 (the app port is plain HTTP)."
+    error_message = "app_allowed_cidrs must be IPv4 network addresses (10.8.0.0/16, not 10.8.0.1/16) and must not be a /0 (the app port is plain HTTP)."
   }
 }
 
@@ -282,12 +282,34 @@ variable "trigger_publisher_principal_arns" {
 
 variable "container_image" {
   type        = string
-  description = "ECR URI of the gpu_app image with a tag or digest, as printed by scripts/build-and-push.sh. A new value replaces the GPU instance and registers new job definition revisions."
-  nullable    = false
+  description = "ECR URI of the gpu_app image with a tag or digest, as printed by scripts/build-and-push.sh. A new value replaces the GPU instance and registers new job definition revisions. Required (ml_container_image is accepted as its alias)."
+  default     = null
 
   validation {
-    condition     = can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$", var.container_image))
+    condition     = var.container_image == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$", var.container_image))
     error_message = "container_image must be an ECR image URI with a tag or digest, for example 123456789012.dkr.ecr.us-east-1.amazonaws.com/face-embed:1.0.0."
+  }
+}
+
+variable "ml_container_image" {
+  type        = string
+  description = "Alias of container_image, for tfvars written for the GPU ML pipeline design. Set one of the two; both only if they are equal."
+  default     = null
+
+  validation {
+    condition     = var.ml_container_image == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$", var.ml_container_image))
+    error_message = "ml_container_image must be an ECR image URI with a tag or digest (it is an alias of container_image)."
+  }
+
+  # Both cross-checks live here: validations of two variables may not refer to each other.
+  validation {
+    condition     = var.container_image != null || var.ml_container_image != null
+    error_message = "Set container_image to the gpu_app image in ECR (ml_container_image is accepted as its alias), for example 123456789012.dkr.ecr.us-east-1.amazonaws.com/face-embed:1.0.0."
+  }
+
+  validation {
+    condition     = var.ml_container_image == null || var.container_image == null || var.ml_container_image == var.container_image
+    error_message = "ml_container_image is an alias of container_image: set only one of them (they differ)."
   }
 }
 
@@ -297,7 +319,7 @@ variable "cpu_container_image" {
   description = "Image the CPU job definitions run (docker/Dockerfile.cpu, without CUDA). Null: container_image (the GPU image), whose onnxruntime-gpu also runs on CPU."
 
   validation {
-    condition     = var.cpu_container_image == null || can(regex("^[0-9]{12}\\\\.dkr\\\\.ecr\\\\.[a-z0-9-]+\\\\.amazonaws\\\\.com(\\\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$", var.cpu_container_image))
+    condition     = var.cpu_container_image == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$", var.cpu_container_image))
     error_message = "cpu_container_image must be null or an ECR image URI with a tag or digest."
   }
 }
@@ -399,12 +421,12 @@ variable "es_hosts" {
 
 variable "es_secret_ssm_parameter" {
   type        = string
-  description = "SSM parameter holding the Elasticsearch credentials (the app reads its name from ES_SECRET_NAME); the instance and the jobs may read it. Null: none."
+  description = "Elasticsearch credentials (the app reads the name from ES_SECRET_NAME): an SSM parameter name, or secretsmanager:<name> or a Secrets Manager ARN; the instance and the jobs may read it. Null: none."
   default     = null
 
   validation {
-    condition     = var.es_secret_ssm_parameter == null || can(regex("^/?[A-Za-z0-9_.\\-/]{1,1000}$", var.es_secret_ssm_parameter))
-    error_message = "es_secret_ssm_parameter must be null or an SSM parameter name."
+    condition     = var.es_secret_ssm_parameter == null || can(regex("^(/?[A-Za-z0-9_.\\-/]{1,1000}|secretsmanager:[A-Za-z0-9/_+=.@-]{1,512}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+)$", var.es_secret_ssm_parameter))
+    error_message = "es_secret_ssm_parameter must be null, an SSM parameter name, secretsmanager:<name> or a Secrets Manager ARN."
   }
 }
 
@@ -417,6 +439,18 @@ variable "s3_upload_path" {
   validation {
     condition     = can(regex("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", var.s3_upload_path))
     error_message = "s3_upload_path must be a key prefix without leading or trailing slashes."
+  }
+}
+
+variable "dispatcher_read_prefixes" {
+  type        = list(string)
+  description = "Key prefixes of the input bucket whose objects the dispatcher may read: the scripts of batch_job triggers (script_key) and the manifests of face_embedding triggers (manifest_key). Keys elsewhere are refused. Empty: the dispatcher reads no object (prefix-based embedding still works)."
+  default     = ["jobs/", "manifests/"]
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for prefix in var.dispatcher_read_prefixes : can(regex("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$", prefix))])
+    error_message = "dispatcher_read_prefixes must be key prefixes ending with a slash and without a leading one, for example jobs/."
   }
 }
 
@@ -512,13 +546,18 @@ variable "batch_gpu_image_type" {
 
 variable "ml_gpu_job_vcpus" {
   type        = number
-  description = "vCPUs of a GPU job (job definition default and DEFAULT_GPU_VCPUS)."
+  description = "vCPUs of a GPU job (job definition default and DEFAULT_GPU_VCPUS); at most batch_gpu_max_vcpus."
   default     = 4
   nullable    = false
 
   validation {
     condition     = var.ml_gpu_job_vcpus >= 1 && floor(var.ml_gpu_job_vcpus) == var.ml_gpu_job_vcpus
     error_message = "ml_gpu_job_vcpus must be a whole number of at least 1."
+  }
+
+  validation {
+    condition     = var.ml_gpu_job_vcpus <= var.batch_gpu_max_vcpus
+    error_message = "ml_gpu_job_vcpus must not exceed batch_gpu_max_vcpus: such a job could never run."
   }
 }
 
@@ -548,13 +587,18 @@ variable "ml_gpu_job_gpus" {
 
 variable "ml_cpu_job_vcpus" {
   type        = number
-  description = "vCPUs of a CPU job (job definition default and DEFAULT_CPU_VCPUS)."
+  description = "vCPUs of a CPU job (job definition default and DEFAULT_CPU_VCPUS); at most batch_cpu_max_vcpus."
   default     = 2
   nullable    = false
 
   validation {
     condition     = var.ml_cpu_job_vcpus >= 1 && floor(var.ml_cpu_job_vcpus) == var.ml_cpu_job_vcpus
     error_message = "ml_cpu_job_vcpus must be a whole number of at least 1."
+  }
+
+  validation {
+    condition     = var.ml_cpu_job_vcpus <= var.batch_cpu_max_vcpus
+    error_message = "ml_cpu_job_vcpus must not exceed batch_cpu_max_vcpus: such a job could never run."
   }
 }
 
@@ -724,6 +768,24 @@ variable "gpu_fallback_instance_types" {
   }
 }
 
+variable "gpu_use_spot_instance" {
+  type        = bool
+  description = "Run the GPU instance on Spot (a persistent request that stops, not terminates, on interruption; up to about 70% cheaper). A start can then fail for lack of Spot capacity: the controller reports it and retries later. Changing it replaces the instance."
+  default     = false
+  nullable    = false
+}
+
+variable "gpu_spot_max_price" {
+  type        = string
+  description = "Highest hourly price in USD for the Spot GPU instance (gpu_use_spot_instance). Null: the On-Demand price."
+  default     = null
+
+  validation {
+    condition     = var.gpu_spot_max_price == null || can(regex("^[0-9]+(\\.[0-9]+)?$", var.gpu_spot_max_price)) && try(tonumber(var.gpu_spot_max_price) > 0, false)
+    error_message = "gpu_spot_max_price must be null or a positive price in USD per hour, for example \"0.30\"."
+  }
+}
+
 variable "enable_ssm_session_manager" {
   type        = bool
   description = "Allow shell access to the GPU instance through SSM Session Manager (there is no SSH)."
@@ -810,6 +872,11 @@ variable "controller_health_timeout_seconds" {
   validation {
     condition     = var.controller_health_timeout_seconds >= 30 && floor(var.controller_health_timeout_seconds) == var.controller_health_timeout_seconds
     error_message = "controller_health_timeout_seconds must be a whole number of at least 30."
+  }
+
+  validation {
+    condition     = var.controller_start_timeout_seconds + var.controller_health_timeout_seconds <= 900
+    error_message = "controller_start_timeout_seconds + controller_health_timeout_seconds must fit the controller's 900 s Lambda timeout."
   }
 }
 

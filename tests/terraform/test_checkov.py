@@ -103,6 +103,62 @@ def test_every_skip_has_a_reason() -> None:
     assert not problems, "\n".join(problems)
 
 
+def without_skip_comments(source: Path, target: Path) -> None:
+    """A copy of the .tf files under `source` with every checkov:skip comment blanked (lines keep
+    their numbers, so that failures can be matched with the comments)."""
+    for path in source.rglob("*.tf"):
+        if ".terraform" in path.parts:
+            continue
+        copy = target / path.relative_to(source)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        lines = path.read_text().splitlines(True)
+        copy.write_text("".join("#\n" if SKIP_COMMENT.search(line) else line for line in lines))
+
+
+def unneeded_skips(directory: Path, comments: list[tuple[str, int, str, str]], tmp_path: Path) -> list[str]:
+    """Skip comments whose check passes anyway once every skip is removed: they hide nothing."""
+    bare = tmp_path / "without-skips"
+    without_skip_comments(directory, bare)
+    failed = [
+        (Path(check["file_path"].lstrip("/")).as_posix(), check["check_id"], *check["file_line_range"])
+        for check in run_checkov(bare)["results"]["failed_checks"]
+    ]
+    return [
+        f"{file}:{line}: {check}"
+        for file, line, check, _ in comments
+        if not any(
+            (file, check) == (failed_file, failed_check) and first <= line <= last
+            for failed_file, failed_check, first, last in failed
+        )
+    ]
+
+
+@pytest.mark.slow
+def test_every_skip_is_needed(tmp_path: Path) -> None:
+    """checkov reports a skip as used whenever the check applies, even if it would pass: only a run
+    without the skips shows which ones still hide a failure."""
+    unneeded = unneeded_skips(TERRAFORM_DIR, skip_comments(TERRAFORM_DIR), tmp_path)
+    assert not unneeded, "skips of checks that pass without them (remove them):\n" + "\n".join(unneeded)
+
+
+@pytest.mark.slow
+def test_unneeded_skips_are_found(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "main.tf").write_text(
+        'resource "aws_sqs_queue" "plain" {\n'
+        "  # checkov:skip=CKV_AWS_27:This queue holds nothing sensitive at all, ever.\n"
+        '  name = "plain"\n'
+        "}\n"
+        'resource "aws_sqs_queue" "encrypted" {\n'
+        "  # checkov:skip=CKV_AWS_27:Encrypted anyway, so this skip hides nothing at all.\n"
+        '  name                    = "encrypted"\n'
+        "  sqs_managed_sse_enabled = true\n"
+        "}\n"
+    )
+    assert unneeded_skips(source, skip_comments(source), tmp_path) == ["main.tf:6: CKV_AWS_27"]
+
+
 @pytest.mark.slow
 def test_every_skip_is_used(report: dict[str, Any]) -> None:
     """A skip comment whose check no longer fires is stale and hides nothing: remove it."""

@@ -62,21 +62,20 @@ locals {
   # Settings the gpu_app image reads (gpu_app/config.py). Empty values are left out: Batch drops
   # them, and keeping them would show a difference on every plan.
   common_environment = {
-    ML_INPUT_BUCKET       = var.input_bucket_name
-    ML_OUTPUT_BUCKET      = var.output_bucket_name
-    MODEL_ROOT            = "/models"
-    MODEL_PACK            = var.model_pack
-    MODELS_S3_URI         = "s3://${var.models_bucket_name}/${var.models_s3_prefix}"
-    DET_SIZE              = tostring(var.det_size)
-    STORAGE_BACKEND       = "s3"
-    S3_BUCKET_NAME        = var.input_bucket_name
-    S3_UPLOAD_PATH        = var.s3_upload_path
-    AWS_REGION            = local.region
-    VECTOR_INDEX          = var.vector_index
-    INDEX_NAME            = var.index_name
-    ES_HOSTS              = var.es_hosts
-    ES_SECRET_NAME        = var.es_secret_ssm_parameter_name == null ? "" : var.es_secret_ssm_parameter_name
-    API_KEY_SSM_PARAMETER = var.api_key_parameter_name == null ? "" : var.api_key_parameter_name
+    ML_INPUT_BUCKET  = var.input_bucket_name
+    ML_OUTPUT_BUCKET = var.output_bucket_name
+    MODEL_ROOT       = "/models"
+    MODEL_PACK       = var.model_pack
+    MODELS_S3_URI    = "s3://${var.models_bucket_name}/${var.models_s3_prefix}"
+    DET_SIZE         = tostring(var.det_size)
+    STORAGE_BACKEND  = "s3"
+    S3_BUCKET_NAME   = var.input_bucket_name
+    S3_UPLOAD_PATH   = var.s3_upload_path
+    AWS_REGION       = local.region
+    VECTOR_INDEX     = var.vector_index
+    INDEX_NAME       = var.index_name
+    ES_HOSTS         = var.es_hosts
+    ES_SECRET_NAME   = local.es_secret_name
   }
   job_environment = {
     gpu = merge(local.common_environment, { EXECUTION_PROVIDER = var.gpu_execution_provider, REQUIRE_GPU = "true" })
@@ -91,11 +90,18 @@ locals {
     "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
   ]
 
-  parameter_arns = [
-    for name in [var.api_key_parameter_name, var.es_secret_ssm_parameter_name] :
-    "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/${trimprefix(name, "/")}"
-    if name != null && name != ""
+  # Jobs run users' scripts: they get the Elasticsearch credentials (SSM, or secretsmanager:<id> /
+  # an ARN in Secrets Manager, as gpu_app/secrets.py reads them) and never the app's API key.
+  es_secret_name              = var.es_secret_ssm_parameter_name == null ? "" : var.es_secret_ssm_parameter_name
+  es_secret_in_secretsmanager = startswith(local.es_secret_name, "secretsmanager:") || strcontains(local.es_secret_name, ":secretsmanager:")
+  es_secret_id                = trimprefix(local.es_secret_name, "secretsmanager:")
+  parameter_arns = local.es_secret_name == "" || local.es_secret_in_secretsmanager ? [] : [
+    "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/${trimprefix(local.es_secret_name, "/")}"
   ]
+  # Secrets Manager appends six random characters to a secret's name in its ARN.
+  secret_arns = local.es_secret_in_secretsmanager ? [
+    startswith(local.es_secret_id, "arn:") ? local.es_secret_id : "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${local.es_secret_id}-??????"
+  ] : []
 }
 
 ################################################################################
@@ -193,9 +199,19 @@ data "aws_iam_policy_document" "job" {
     for_each = length(local.parameter_arns) > 0 ? [1] : []
 
     content {
-      sid       = "ReadAppSecretsByName"
+      sid       = "ReadElasticsearchParameter"
       actions   = ["ssm:GetParameter"]
       resources = local.parameter_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.secret_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "ReadElasticsearchSecret"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = local.secret_arns
     }
   }
 

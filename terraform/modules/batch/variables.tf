@@ -48,7 +48,7 @@ variable "cpu_container_image" {
   description = "Image the CPU job definitions run (docker/Dockerfile.cpu, without CUDA). Null: container_image, whose onnxruntime-gpu also runs on CPU."
 
   validation {
-    condition     = var.cpu_container_image == null || can(regex("^[0-9]{12}\\\\.dkr\\\\.ecr\\\\.[a-z0-9-]+\\\\.amazonaws\\\\.com(\\\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$", var.cpu_container_image))
+    condition     = var.cpu_container_image == null || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$", var.cpu_container_image))
     error_message = "cpu_container_image must be null or an ECR image URI with a tag or digest."
   }
 }
@@ -182,13 +182,7 @@ variable "es_hosts" {
 
 variable "es_secret_ssm_parameter_name" {
   type        = string
-  description = "SSM parameter holding the Elasticsearch credentials (the app reads its name from ES_SECRET_NAME); the job role may read it. Null: none."
-  default     = null
-}
-
-variable "api_key_parameter_name" {
-  type        = string
-  description = "SSM parameter holding the app's API key (API_KEY_SSM_PARAMETER); the job role may read it. Null: jobs get no access."
+  description = "Elasticsearch credentials (ES_SECRET_NAME): an SSM parameter name, or secretsmanager:<name> / a Secrets Manager ARN; the job role may read it. Null: none."
   default     = null
 }
 

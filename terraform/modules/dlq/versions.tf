@@ -4,8 +4,10 @@ terraform {
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # Validated against 5.100. Provider 6.0 renamed arguments this stack uses, so stay on 5.x.
-      version = ">= 5.60, < 6.0"
+      # 5.87.0 is the first release with every argument the stack uses (value_wo of
+      # aws_ssm_parameter; job_state_time_limit_action of aws_batch_job_queue came in 5.63.1).
+      # terraform test (tests/terraform) plans the stack with 5.100.0. 6.0 renamed arguments used here.
+      version = ">= 5.87.0, < 6.0"
     }
   }
 }

@@ -42,11 +42,20 @@ locals {
   ecr_registry       = split("/", var.container_image)[0]
   ecr_repository_arn = "arn:${local.partition}:ecr:${local.image_parts[1]}:${local.image_parts[0]}:repository/${local.image_parts[2]}"
 
+  # The app reads the API key from SSM and the Elasticsearch credentials from SSM or, named
+  # secretsmanager:<id> or by ARN, from Secrets Manager (gpu_app/secrets.py).
+  es_secret_name              = var.es_secret_ssm_parameter_name == null ? "" : var.es_secret_ssm_parameter_name
+  es_secret_in_secretsmanager = startswith(local.es_secret_name, "secretsmanager:") || strcontains(local.es_secret_name, ":secretsmanager:")
+  es_secret_id                = trimprefix(local.es_secret_name, "secretsmanager:")
   parameter_arns = [
-    for name in [var.api_key_parameter_name, var.es_secret_ssm_parameter_name] :
+    for name in [var.api_key_parameter_name, local.es_secret_in_secretsmanager ? "" : local.es_secret_name] :
     "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/${trimprefix(name, "/")}"
-    if name != null && name != ""
+    if name != ""
   ]
+  # Secrets Manager appends six random characters to a secret's name in its ARN.
+  secret_arns = local.es_secret_in_secretsmanager ? [
+    startswith(local.es_secret_id, "arn:") ? local.es_secret_id : "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${local.es_secret_id}-??????"
+  ] : []
 
   # Settings of the app container (gpu_app/config.py). Empty values are left out.
   app_environment = {
@@ -126,8 +135,9 @@ data "aws_iam_policy_document" "this" {
   }
 
   statement {
-    sid       = "WriteUploadsAndEmbeddings"
-    actions   = ["s3:AbortMultipartUpload", "s3:PutObject"]
+    # DELETE /images/{id} removes the image, its sidecar and its embeddings.
+    sid       = "WriteAndDeleteUploadsAndEmbeddings"
+    actions   = ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"]
     resources = ["${var.input_bucket_arn}/${var.s3_upload_path}/*"]
   }
 
@@ -151,6 +161,16 @@ data "aws_iam_policy_document" "this" {
       sid       = "ReadAppSecretsByName"
       actions   = ["ssm:GetParameter"]
       resources = local.parameter_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.secret_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "ReadElasticsearchSecret"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = local.secret_arns
     }
   }
 
@@ -205,7 +225,6 @@ resource "aws_iam_instance_profile" "this" {
 ################################################################################
 
 resource "aws_instance" "this" {
-  # checkov:skip=CKV_AWS_88:Without a NAT gateway (the low-cost default) the instance needs a public address for egress (ECR, CloudWatch, package repositories); its security group admits only the app port from the Lambda group and app_allowed_cidrs. With enable_nat_gateway it runs in a private subnet without one.
   ami                         = local.ami_id
   instance_type               = var.instance_type
   subnet_id                   = var.subnet_id
@@ -220,6 +239,22 @@ resource "aws_instance" "this" {
   instance_initiated_shutdown_behavior = "stop"
   user_data                            = local.user_data
   user_data_replace_on_change          = true
+
+  # Optional Spot: a persistent request, so that a stopped instance can be started again and an
+  # interruption stops it (keeping its volume and address) instead of terminating it.
+  dynamic "instance_market_options" {
+    for_each = var.use_spot_instance ? [1] : []
+
+    content {
+      market_type = "spot"
+
+      spot_options {
+        spot_instance_type             = "persistent"
+        instance_interruption_behavior = "stop"
+        max_price                      = var.spot_max_price
+      }
+    }
+  }
 
   metadata_options {
     http_endpoint = "enabled"

@@ -105,6 +105,24 @@ variable "health_timeout_seconds" {
   }
 }
 
+variable "use_spot_instance" {
+  type        = bool
+  description = "Run the instance on Spot: a persistent request whose interruption stops the instance (instance_interruption_behavior = stop). Starts can fail for lack of Spot capacity."
+  default     = false
+  nullable    = false
+}
+
+variable "spot_max_price" {
+  type        = string
+  description = "Highest hourly Spot price in USD (with use_spot_instance). Null: the On-Demand price."
+  default     = null
+
+  validation {
+    condition     = var.spot_max_price == null || can(regex("^[0-9]+(\\.[0-9]+)?$", var.spot_max_price))
+    error_message = "spot_max_price must be null or a price in USD per hour, for example \"0.30\"."
+  }
+}
+
 variable "container_image" {
   type        = string
   description = "App image: an ECR URI with a tag or digest, as scripts/build-and-push.sh prints it. A new value replaces the instance."
@@ -257,7 +275,7 @@ variable "es_hosts" {
 
 variable "es_secret_ssm_parameter_name" {
   type        = string
-  description = "SSM parameter holding the Elasticsearch credentials (the app reads its name from ES_SECRET_NAME); the instance may read it. Null: none."
+  description = "Elasticsearch credentials the app reads (ES_SECRET_NAME): an SSM parameter name, or secretsmanager:<name> / a Secrets Manager ARN; the instance may read it. Null: none."
   default     = null
 }
 

@@ -67,6 +67,8 @@ locals {
       DEFAULT_CPU_VCPUS         = tostring(var.cpu_job_vcpus)
       DEFAULT_CPU_MEMORY        = tostring(var.cpu_job_memory)
       MAX_VCPUS                 = tostring(var.job_max_vcpus)
+      GPU_COMPUTE_MAX_VCPUS     = tostring(var.gpu_compute_max_vcpus)
+      CPU_COMPUTE_MAX_VCPUS     = tostring(var.cpu_compute_max_vcpus)
       MAX_MEMORY                = tostring(var.job_max_memory)
       MAX_GPUS                  = tostring(var.job_max_gpus)
       MIN_MEMORY                = tostring(var.job_min_memory)
@@ -200,10 +202,15 @@ data "aws_iam_policy_document" "dispatcher" {
     resources = [var.input_bucket_arn]
   }
 
-  statement {
-    sid       = "ReadManifests"
-    actions   = ["s3:GetObject"]
-    resources = ["${var.input_bucket_arn}/*"]
+  dynamic "statement" {
+    # Scripts (batch_job) and manifests (face_embedding) only: never the app's uploads.
+    for_each = length(var.input_read_prefixes) > 0 ? [1] : []
+
+    content {
+      sid       = "ReadScriptsAndManifests"
+      actions   = ["s3:GetObject"]
+      resources = [for prefix in var.input_read_prefixes : "${var.input_bucket_arn}/${prefix}*"]
+    }
   }
 
   statement {
@@ -232,10 +239,17 @@ data "aws_iam_policy_document" "controller" {
     for_each = length(var.fallback_instance_types) > 0 ? [1] : []
 
     content {
-      # Switch to a fallback type when the preferred one has no capacity (the instance is stopped).
+      # Switch to a fallback type when the preferred one has no capacity (the instance is stopped):
+      # only this instance, and only while it is one of the stack's GPU types.
       sid       = "ChangeTheGpuInstanceType"
       actions   = ["ec2:ModifyInstanceAttribute"]
       resources = [var.gpu_instance_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "ec2:InstanceType"
+        values   = distinct(concat([var.gpu_instance_type], var.fallback_instance_types))
+      }
     }
   }
 
@@ -285,12 +299,7 @@ data "aws_iam_policy_document" "idle_stopper" {
     resources = ["*"]
   }
 
-  statement {
-    sid       = "ReadApiKey"
-    actions   = ["ssm:GetParameter"]
-    resources = [var.api_key_parameter_arn]
-  }
-
+  # No API key: the idle stopper only reads the app's open /health.
   statement {
     sid       = "Notify"
     actions   = ["sns:Publish"]
@@ -354,8 +363,6 @@ resource "aws_iam_role_policy_attachment" "xray" {
 ################################################################################
 
 resource "aws_lambda_function" "this" {
-  # checkov:skip=CKV_AWS_117:Only the controller and idle stopper talk to the instance and run in the VPC; the dispatcher and monitor call regional AWS APIs only, and putting them in a NAT-less VPC would need more paid endpoints.
-  # checkov:skip=CKV_AWS_115:No reserved concurrency by default: new accounts often have a concurrency quota of 10, and reserving any of it fails the deployment. Set reserved_concurrent_executions per function where the quota allows.
   # checkov:skip=CKV_AWS_272:The packages are built locally by make package; code signing needs an AWS Signer profile and a signing step this project does not have.
   for_each = local.functions
 

@@ -171,6 +171,18 @@ variable "input_bucket_arn" {
   nullable    = false
 }
 
+variable "input_read_prefixes" {
+  type        = list(string)
+  description = "Key prefixes of the input bucket the dispatcher may read objects under (scripts and manifests), each ending with a slash. Empty: none."
+  default     = ["jobs/", "manifests/"]
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for prefix in var.input_read_prefixes : can(regex("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$", prefix))])
+    error_message = "input_read_prefixes must be key prefixes ending with a slash and without a leading one, for example jobs/."
+  }
+}
+
 variable "output_bucket_name" {
   type        = string
   description = "Output bucket (ML_OUTPUT_BUCKET, passed on to jobs)."
@@ -256,6 +268,20 @@ variable "job_max_vcpus" {
     condition     = var.job_max_vcpus >= 1 && floor(var.job_max_vcpus) == var.job_max_vcpus
     error_message = "job_max_vcpus must be a whole number of at least 1."
   }
+}
+
+variable "gpu_compute_max_vcpus" {
+  type        = number
+  description = "maxvCpus of the GPU compute environment (GPU_COMPUTE_MAX_VCPUS): the dispatcher refuses GPU jobs asking for more."
+  default     = 16
+  nullable    = false
+}
+
+variable "cpu_compute_max_vcpus" {
+  type        = number
+  description = "maxvCpus of the CPU compute environment (CPU_COMPUTE_MAX_VCPUS): the dispatcher refuses CPU jobs asking for more."
+  default     = 32
+  nullable    = false
 }
 
 variable "job_max_memory" {
@@ -400,6 +426,13 @@ variable "health_timeout_seconds" {
     condition     = var.health_timeout_seconds >= 30 && floor(var.health_timeout_seconds) == var.health_timeout_seconds
     error_message = "health_timeout_seconds must be a whole number of at least 30."
   }
+}
+
+variable "gpu_instance_type" {
+  type        = string
+  description = "Preferred type of the GPU instance; with fallback_instance_types, the types the controller may switch the instance between."
+  default     = "g4dn.xlarge"
+  nullable    = false
 }
 
 variable "fallback_instance_types" {

@@ -20,7 +20,6 @@ locals {
 
 resource "aws_s3_bucket" "this" {
   # checkov:skip=CKV_AWS_144:Cross-region replication needs a second-region bucket and doubles storage cost; versioning is on, so replication can be added where a policy requires it.
-  # checkov:skip=CKV_AWS_143:Object lock (WORM) would block deleting and reprocessing inputs and outputs; versioning with a noncurrent-version lifecycle gives recovery instead.
   # checkov:skip=CKV2_AWS_62:Only the input bucket has consumers of object events, and they are optional (enable_event_notifications sends them to the trigger topic); output and models buckets have none.
   for_each = local.bucket_names
 
@@ -189,10 +188,8 @@ resource "aws_s3_bucket_notification" "input" {
 ################################################################################
 
 resource "aws_s3_bucket" "access_logs" {
-  # checkov:skip=CKV_AWS_18:This is the access-log target bucket; logging it into itself would loop.
   # checkov:skip=CKV_AWS_144:Access logs are an audit aid, not primary data; replicating them doubles cost.
   # checkov:skip=CKV_AWS_145:S3 server access logging can only deliver to SSE-S3 (AES256) buckets, not SSE-KMS.
-  # checkov:skip=CKV_AWS_143:Log objects expire by lifecycle; object lock would keep them past the retention.
   # checkov:skip=CKV2_AWS_62:Nothing consumes events about new log objects.
   count = var.enable_access_logging ? 1 : 0
 

@@ -104,7 +104,6 @@ resource "aws_internet_gateway" "this" {
 }
 
 resource "aws_subnet" "public" {
-  # checkov:skip=CKV_AWS_130:Without a NAT gateway (the low-cost default) Batch instances in these subnets need a public address to reach ECR and ECS; security groups allow no unsolicited ingress. With enable_nat_gateway the address is off and instances move to private subnets.
   for_each = local.public_subnets
 
   vpc_id                  = aws_vpc.this.id
