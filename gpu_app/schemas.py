@@ -235,10 +235,11 @@ NOT_FOUND = {404: _error("No such resource", Problem)}
 INVALID = {422: _error("Parameters do not match the schema", InvalidRequest)}
 TOO_LARGE = {413: _error("Body above the route's size limit", Problem)}
 UNSUPPORTED = {415: _error("Not an image format this service decodes", Problem)}
+MALFORMED = {400: _error("The body cannot be parsed (malformed multipart or JSON)", Problem)}
 # Routes that answer one result per file: when every file failed, the status is theirs and the
 # body still lists each file (BatchResponse); request-level errors carry a Problem.
 BATCH_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _error("Every file failed with 400 (e.g. an invalid key)", BatchFailure),
+    400: _error("Malformed body, or every file failed with 400 (e.g. an invalid key)", BatchFailure),
     404: _error("Every file failed with 404 (no such object)", BatchFailure),
     413: _error("Body above the limit, or every file above MAX_UPLOAD_BYTES", BatchFailure),
     415: _error("Every file failed with 415 (format not supported)", BatchFailure),

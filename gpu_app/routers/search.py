@@ -12,6 +12,7 @@ from gpu_app.imaging import ImageDecodeError
 from gpu_app.index import SearchFilters
 from gpu_app.schemas import (
     INVALID,
+    MALFORMED,
     NOT_FOUND,
     NOT_READY,
     TOO_LARGE,
@@ -26,7 +27,7 @@ from gpu_app.service import FaceNotFoundError
 router = APIRouter(
     tags=["search"],
     dependencies=[Depends(require_api_key)],
-    responses=UNAUTHORIZED | NOT_READY | INVALID | NOT_FOUND | TOO_LARGE | UNSUPPORTED,
+    responses=MALFORMED | UNAUTHORIZED | NOT_READY | INVALID | NOT_FOUND | TOO_LARGE | UNSUPPORTED,
 )
 
 

@@ -340,3 +340,24 @@ def test_health_is_ok(backend: Backend) -> None:
     assert health.ok
     assert health.backend == backend.name.split("-")[0]
     assert health.count == 4
+
+
+def test_the_same_face_in_two_collections_is_two_records(backend: Backend) -> None:
+    """The service gives the same bytes in another collection another image id (and face ids), so
+    a backend must keep both, find each in its own collection, and delete one without the other."""
+    index = backend.open(256)
+    rng = np.random.default_rng(11)
+    vector = unit(rng, 256)
+    index.add([face("alpha-000", vector, image_id="img-alpha", collection="alpha")])
+    index.add([face("beta-000", vector, image_id="img-beta", collection="beta")])
+    for collection in ("alpha", "beta"):
+        [hit] = index.search(vector, 5, 0.5, SearchFilters(collection=collection))
+        assert (hit.face_id, hit.image_id, hit.collection) == (
+            f"{collection}-000",
+            f"img-{collection}",
+            collection,
+        )
+    assert {h.collection for h in index.search(vector, 5, 0.5)} == {"alpha", "beta"}
+    assert index.delete_image("img-alpha") == 1
+    assert index.search(vector, 5, 0.5, SearchFilters(collection="alpha")) == []
+    assert [h.face_id for h in index.search(vector, 5, 0.5, SearchFilters(collection="beta"))] == ["beta-000"]

@@ -130,3 +130,28 @@ def test_long_outage_refuses_sync_upload_and_async_job_retries_until_it_lands(
 def test_storage_error_is_typed(aws_endpoint: str) -> None:
     with pytest.raises(StorageError):
         S3Storage("no-such-bucket-here", retries=0).put("a.jpg", b"x")
+
+
+def test_s3_image_lookup_lists_only_the_images_folder(
+    make_client: Callable[..., TestClient], aws_endpoint: str
+) -> None:
+    """GET and DELETE /images/{id} ask S3 for the image's own folder, never for the bucket."""
+    from tests.support.images import blank_jpeg
+
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    client = make_client(storage_backend="s3", s3_bucket_name=BUCKET)
+    for i in range(3):
+        client.post("/upload-images/", files=[("files", (f"{i}.jpg", blank_jpeg(seed=i)))])
+    image_id = client.post("/upload-images/", files=[("files", ("t1.jpg", sample_bytes()))]).json()[
+        "results"
+    ][0]["image_id"]
+    listed: list[str] = []
+    s3 = client.app.state.runtime.service.storage._s3  # the app's own client: count what it asks S3
+
+    def record(params: dict[str, str], **_: object) -> None:
+        listed.append(params["Prefix"])
+
+    s3.meta.events.register("provide-client-params.s3.ListObjectsV2", record)
+    assert client.get(f"/images/{image_id}").json()["original_name"] == "t1.jpg"
+    assert client.delete(f"/images/{image_id}").status_code == 200
+    assert listed == [f"upload_with_embed/{image_id}/"] * 2
