@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     api_key_ssm_parameter: str | None = Field(
         None, description="SSM SecureString (or Secrets Manager secret) holding API_KEY"
     )
+    api_key_refresh_seconds: float = Field(
+        30.0, gt=0, description="Seconds between re-reads of API_KEY_SSM_PARAMETER (a rotation's delay)"
+    )
     public_docs: bool = Field(
         False, description="Serve /docs, /redoc and /openapi.json without the API key"
     )

@@ -16,7 +16,8 @@ from gpu_app.engine.batching import BatchingEngine
 from gpu_app.index import VectorIndex, build_index
 from gpu_app.jobs import JobManager
 from gpu_app.metrics import Metrics
-from gpu_app.secrets import fetch_secret
+from gpu_app.secrets import TERRAFORM_PLACEHOLDER_PREFIX as TERRAFORM_PLACEHOLDER_PREFIX  # re-exported
+from gpu_app.secrets import RotatingApiKey
 from gpu_app.service import FaceService
 from gpu_app.storage import ImageStorage, build_storage
 
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 
 State = Literal["starting", "ready", "failed", "stopped"]
 _INDEX_RETRY_SECONDS = 30.0
-# terraform/modules/api_key creates the parameter with this placeholder; the user replaces it.
-TERRAFORM_PLACEHOLDER_PREFIX = "PLACEHOLDER-"
 # Multipart headers and boundaries per file part; the JSON cap of /process beyond its keys.
 _MULTIPART_PART_OVERHEAD = 16 * 1024
 _JSON_BODY_BASE = 64 * 1024
@@ -51,22 +50,22 @@ class Runtime:
         self._stopping = threading.Event()
         self._retry_thread: threading.Thread | None = None
         self._batching: BatchingEngine | None = None
-        self.api_key = self._resolve_api_key()
+        # Fail at start, not on the first request: a missing secret is a deployment error.
+        self._rotating_key = (
+            RotatingApiKey(
+                settings.api_key_ssm_parameter, settings.aws_region, settings.api_key_refresh_seconds
+            )
+            if settings.api_key is None and settings.api_key_ssm_parameter
+            else None
+        )
 
-    def _resolve_api_key(self) -> str | None:
+    @property
+    def api_key(self) -> str | None:
+        """The key every protected route requires (None: none configured); a key from SSM is re-read
+        every API_KEY_REFRESH_SECONDS, so a rotation needs no restart (gpu_app/secrets.py)."""
         if self.settings.api_key is not None:
             return self.settings.api_key.get_secret_value()
-        if self.settings.api_key_ssm_parameter:
-            # Fail at start, not on the first request: a missing secret is a deployment error.
-            name = self.settings.api_key_ssm_parameter
-            key = fetch_secret(name, self.settings.aws_region).strip()
-            if key.startswith(TERRAFORM_PLACEHOLDER_PREFIX):
-                raise RuntimeError(
-                    f"API key parameter {name} still holds Terraform's placeholder; set the real key with "
-                    f"`aws ssm put-parameter --name {name} --type SecureString --overwrite --value KEY`"
-                )
-            return key
-        return None
+        return self._rotating_key.current if self._rotating_key is not None else None
 
     def start(self, background: bool = True) -> None:
         if background:
