@@ -239,7 +239,8 @@ def stage_timers(service: Any) -> Iterator[dict[str, float]]:
         spent.setdefault(label, 0.0)
         undo.append(restore)
 
-    wrap(service.engine, "analyze", "engine.analyze: detect + align + recognise")
+    # The model's work, in the inference worker (images reach it one by one as they decode).
+    wrap(service.engine.inner, "analyze_each", "engine.analyze: detect + align + recognise")
     wrap(service, "_store_and_index", "store image + sidecar + index")
     wrap(sidecar.Sidecar, "to_json", "  of which: sidecar JSON (Sidecar.to_json)")
     wrap(service.storage, "put", "  of which: storage.put (image + sidecar)")

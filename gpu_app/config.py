@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     )
     max_image_pixels: int = Field(40_000_000, ge=1, description="Decompression-bomb guard")
     min_image_side: int = Field(16, ge=1)
+    working_image_pixels: int = Field(
+        16_000_000,
+        ge=1_000_000,
+        description="Larger images are decoded reduced (integer factor) to at most this many pixels; "
+        "boxes stay in original pixels",
+    )
+    decode_budget_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=64 * 1024 * 1024,
+        description="Decoded pixels held at once by the whole process; decodes wait for room",
+    )
 
     # --- storage -------------------------------------------------------------------------------
     storage_backend: Literal["local", "s3"] = "local"

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,8 @@ import numpy as np
 
 from gpu_app.config import Settings
 from gpu_app.engine import DetectedFace, FaceEngine
+from gpu_app.engine.base import ImageFaces, ImageRejectedError
+from gpu_app.engine.batching import BatchingEngine
 from gpu_app.imaging import DecodedImage, ImageDecodeError, decode_image
 from gpu_app.index import (
     DEFAULT_COLLECTION,
@@ -33,6 +35,7 @@ from gpu_app.index import (
     VectorIndex,
     VectorIndexError,
 )
+from gpu_app.memory import MemoryBudget, map_large_buffers_alone
 from gpu_app.metrics import Metrics
 from gpu_app.sidecar import Sidecar, SidecarFace
 from gpu_app.storage import (
@@ -149,6 +152,13 @@ def image_id_of(data: bytes, collection: str = DEFAULT_COLLECTION) -> str:
     return hashlib.sha256(collection.encode() + b"\0" + data).hexdigest()[:32]
 
 
+def inference_failure(exc: Exception) -> tuple[int, str]:
+    """Status and reason of a file the model failed on: its own fault (422), or the model's (500)."""
+    if isinstance(exc, ImageRejectedError):
+        return 422, str(exc)
+    return 500, f"face model failed on this image: {type(exc).__name__}: {exc}"
+
+
 def face_id_of(image_id: str, index: int) -> str:
     """Deterministic, so re-processing an image (a retried job) upserts instead of duplicating."""
     return f"{image_id}-{index:03d}"
@@ -168,7 +178,14 @@ class FaceService:
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
-        self.engine = engine
+        # One inference worker batching across callers (the app passes its own; the CLI and Batch
+        # jobs get one here): images are submitted one by one as they decode.
+        self.engine = engine if isinstance(engine, BatchingEngine) else BatchingEngine(engine)
+        self._own_engine = self.engine is not engine
+        # Decoded pixels held at once, by every request and job of this process together; and freed
+        # pixels go back to the OS rather than to allocator heaps.
+        self.decode_budget = MemoryBudget(settings.decode_budget_bytes)
+        map_large_buffers_alone()
         self.storage = storage
         self.index = index
         self.metrics = metrics or Metrics()
@@ -184,11 +201,20 @@ class FaceService:
 
     def close(self) -> None:
         self._decoder.shutdown(wait=True)
+        if self._own_engine:
+            self.engine.close()
 
     def decode(self, data: bytes) -> DecodedImage:
-        """Decode with this deployment's limits (MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE)."""
+        """Decode with this deployment's limits (MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE, DET_SIZE), reduced
+        to WORKING_IMAGE_PIXELS, waiting for room in DECODE_BUDGET_BYTES."""
+        settings = self.settings
         return decode_image(
-            data, max_pixels=self.settings.max_image_pixels, min_side=self.settings.min_image_side
+            data,
+            max_pixels=settings.max_image_pixels,
+            min_side=settings.min_image_side,
+            det_size=settings.det_size,
+            working_pixels=settings.working_image_pixels,
+            budget=self.decode_budget,
         )
 
     # --- ingest ----------------------------------------------------------------------------
@@ -205,18 +231,40 @@ class FaceService:
     def _run(self, work: list[_Work], collection: str) -> list[ImageOutcome]:
         self.activity.begin()
         try:
-            list(self._decoder.map(self._load_and_decode, work))
-            ready = [w for w in work if w.decoded is not None]
-            if ready:
-                started = time.perf_counter()
-                detected = self.engine.analyze([w.decoded.bgr for w in ready])  # type: ignore[union-attr]
+            # Each image goes to inference as soon as it is decoded, so its pixels (and their share
+            # of the decode budget) are freed while the rest of the request decodes: a request of
+            # many huge images never holds them all at once.
+            started = time.perf_counter()
+            submitted = list(self._decoder.map(self._load_decode_and_submit, work))
+            ready: list[_Work] = []
+            detected: list[list[DetectedFace]] = []
+            for w, future in zip(work, submitted, strict=True):
+                if future is None or w.decoded is None:
+                    continue
+                result = future.result()[0]
+                if isinstance(result, Exception):  # this image alone failed in the model
+                    w.fail(*inference_failure(result))
+                    continue
+                ready.append(w)
+                detected.append([face.scaled(*w.decoded.scale) for face in result])
+            if any(future is not None for future in submitted):
                 self.metrics.inference.observe(time.perf_counter() - started)
+            if ready:
                 self._store_and_index(ready, detected, collection)
             for w in work:
                 self.metrics.images.labels(status="ok" if w.outcome.ok else "error").inc()
             return [w.outcome for w in work]
         finally:
             self.activity.end()
+
+    def _load_decode_and_submit(self, w: _Work) -> Future[list[ImageFaces]] | None:
+        """Decode, hand the pixels to inference, keep only what storing needs (format, sizes)."""
+        self._load_and_decode(w)
+        if w.decoded is None:
+            return None
+        future = self.engine.submit([w.decoded.bgr])
+        w.decoded = w.decoded.without_pixels()
+        return future
 
     def _load_and_decode(self, w: _Work) -> None:
         if w.source_key is not None:
@@ -349,7 +397,13 @@ class FaceService:
         self.activity.begin()
         try:
             decoded = self.decode(data)
-            faces = self.engine.analyze([decoded.bgr])[0]
+            result = self.engine.analyze_each([decoded.bgr])[0]
+            scale, decoded = decoded.scale, decoded.without_pixels()
+            if isinstance(result, ImageRejectedError):
+                raise ImageDecodeError(str(result))
+            if isinstance(result, Exception):
+                raise result
+            faces = [face.scaled(*scale) for face in result]
             if mode == "largest" and faces:
                 faces = [max(faces, key=lambda f: f.area)]
             return [

@@ -16,7 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from gpu_app.engine.base import DetectedFace, EngineError, EngineInfo
+from gpu_app.engine.base import (
+    DetectedFace,
+    EngineError,
+    EngineInfo,
+    ImageFaces,
+    ImageRejectedError,
+    detached,
+    detector_view,
+    each_alone,
+    first_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +125,23 @@ class InsightFaceEngine:
             self.info.applied_providers,
         )
 
+    def check_shape(self, image: np.ndarray) -> None:
+        """Refuse what SCRFD cannot letterbox: an image so elongated that its short side shrinks
+        below one pixel makes OpenCV's resize assert (e.g. 16x10300 at det_size 640)."""
+        height, width = image.shape[:2]
+        if height < 1 or width < 1:
+            raise ImageRejectedError(f"image is {width}x{height}: empty")
+        det_size = self.info.det_size[0]
+        view_width, view_height = detector_view(width, height, det_size)
+        if min(view_width, view_height) < 1:
+            raise ImageRejectedError(
+                f"image is {width}x{height}: at det_size {det_size} the detector would see it as "
+                f"{view_width}x{view_height} pixels; its aspect ratio must stay below {det_size}:1"
+            )
+
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (N, 5: x1 y1 x2 y2 score) and landmarks (N, 5, 2) of one BGR image."""
+        self.check_shape(image)
         with self._lock:
             boxes, landmarks = self._detector.detect(image)
         if landmarks is None:
@@ -142,25 +167,47 @@ class InsightFaceEngine:
             return face_align.norm_crop(image, landmark=landmarks, image_size=self._recognizer.input_size[0])
 
     def analyze(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
-        detections = [self.detect(image) for image in images]
-        crops = [
-            self.align(image, points)
-            for image, (_, landmarks) in zip(images, detections, strict=True)
-            for points in landmarks
-        ]
-        embeddings = self.embed_crops(crops)
-        results: list[list[DetectedFace]] = []
-        offset = 0
-        for boxes, landmarks in detections:
-            faces = [
-                DetectedFace(
-                    bbox=tuple(float(v) for v in box[:4]),  # type: ignore[arg-type]
-                    landmarks=tuple((float(x), float(y)) for x, y in points),
-                    det_score=float(box[4]),
-                    embedding=embeddings[offset + i],
-                )
-                for i, (box, points) in enumerate(zip(boxes, landmarks, strict=True))
-            ]
-            offset += len(faces)
-            results.append(faces)
+        return first_failure(self.analyze_each(images))
+
+    def analyze_each(self, images: Sequence[np.ndarray]) -> list[ImageFaces]:
+        """Detection and alignment per image (a failure stays with its image), then one recognition
+        call over the crops of every image that got that far."""
+        located: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]] | Exception] = []
+        for image in images:
+            try:
+                boxes, landmarks = self.detect(image)
+                located.append((boxes, landmarks, [self.align(image, points) for points in landmarks]))
+            except Exception as exc:
+                located.append(detached(exc))
+        good = [item for item in located if not isinstance(item, Exception)]
+        embedded = iter(each_alone(self._embed_per_image, [crops for _, _, crops in good]))
+        results: list[ImageFaces] = []
+        for item in located:
+            if isinstance(item, Exception):
+                results.append(item)
+                continue
+            boxes, landmarks, _ = item
+            embeddings = next(embedded)
+            if isinstance(embeddings, Exception):
+                results.append(embeddings)
+                continue
+            results.append(
+                [
+                    DetectedFace(
+                        bbox=tuple(float(v) for v in box[:4]),  # type: ignore[arg-type]
+                        landmarks=tuple((float(x), float(y)) for x, y in points),
+                        det_score=float(box[4]),
+                        embedding=embeddings[i],
+                    )
+                    for i, (box, points) in enumerate(zip(boxes, landmarks, strict=True))
+                ]
+            )
         return results
+
+    def _embed_per_image(self, crops_per_image: Sequence[list[np.ndarray]]) -> list[np.ndarray]:
+        """One recognition call over every image's crops, split back per image."""
+        if not crops_per_image:
+            return []
+        embeddings = self.embed_crops([crop for crops in crops_per_image for crop in crops])
+        bounds = np.cumsum([len(crops) for crops in crops_per_image])[:-1]
+        return list(np.split(embeddings, bounds))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from gpu_app.imaging import ImageDecodeError, decode_image
@@ -96,8 +99,38 @@ def test_jpeg_with_a_trailer_after_its_end_marker_decodes(small: Image.Image) ->
     assert decode(data + b"MotionPhoto_Data" + bytes(range(256)) * 4).shape == decode(data).shape
 
 
-def test_fast_and_pillow_paths_agree(small: Image.Image) -> None:
+def test_jpeg_and_pillow_paths_agree(small: Image.Image) -> None:
     data = encode(small, "JPEG", quality=95)
-    fast = decode(data)  # ends in its marker: OpenCV
-    slow = decode(data + b"trailer")  # does not: Pillow
-    assert np.abs(fast.astype(int) - slow.astype(int)).mean() < 2
+    jpeg = decode(data)  # libjpeg-turbo straight to BGR
+    pillow = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[:, :, ::-1]
+    assert np.abs(jpeg.astype(int) - pillow.astype(int)).mean() < 2
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+@pytest.mark.parametrize("cut", [0.3, 0.8])
+def test_truncated_jpeg_ending_in_an_end_marker_is_refused(mode: str, progressive: bool, cut: float) -> None:
+    # libjpeg fills what is missing with gray and only warns; the end marker hides the cut.
+    data = encode(sample_image().convert(mode), "JPEG", quality=90, progressive=progressive)
+    damaged = data[: int(len(data) * cut)] + b"\xff\xd9"
+    with pytest.raises(ImageDecodeError) as caught:
+        decode(damaged)
+    assert caught.value.status == 422
+    assert "truncated" in caught.value.reason and "premature end" in caught.value.reason.lower()
+
+
+def test_a_harmless_jpeg_oddity_still_decodes(small: Image.Image) -> None:
+    # Stray bytes before the end marker: libjpeg warns ("extraneous bytes"), every viewer shows it.
+    data = encode(small, "JPEG")
+    odd = data[:-2] + b"\x00\x17\x2a" + b"\xff\xd9"
+    assert np.abs(decode(odd).astype(int) - decode(data).astype(int)).mean() == 0
+
+
+def test_truncated_jpeg_is_refused_over_http(client: TestClient) -> None:
+    data = sample_bytes()
+    damaged = data[: len(data) // 2] + b"\xff\xd9"
+    upload = client.post("/upload-images/", files=[("files", ("cut.jpg", damaged))])
+    assert upload.status_code == 422
+    assert "truncated" in upload.json()["results"][0]["error"]["reason"]
+    search = client.post("/search", files={"file": ("cut.jpg", damaged)})
+    assert search.status_code == 422 and "truncated" in search.json()["detail"]
