@@ -131,12 +131,13 @@ def test_batching_engine_shares_recognition_batches_across_callers(
     assert sum(calls) == 48
 
 
-def test_batching_engine_passes_errors_to_every_waiting_caller(engine: InsightFaceEngine) -> None:
+def test_batching_engine_passes_an_image_error_to_its_caller(engine: InsightFaceEngine) -> None:
+    from gpu_app.engine.base import ImageRejectedError
     from gpu_app.engine.batching import BatchingEngine
 
     batching = BatchingEngine(engine)
     try:
-        with pytest.raises(Exception):  # noqa: B017 - whatever the model raises reaches the caller
+        with pytest.raises(ImageRejectedError, match="empty"):
             batching.analyze([np.zeros((0, 0, 3), dtype=np.uint8)])
         assert len(batching.analyze([np.full((64, 64, 3), 127, np.uint8)])[0]) == 0  # still serving
     finally:
