@@ -29,6 +29,7 @@ _EXIF_ORIENTATION = 0x0112
 _PILLOW_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
 # Modes converted at full size before they can be reduced (to L or RGB(A)), or read as uint16.
 _FULL_SIZE_CONVERSION = frozenset({"1", "P", "PA", "I;16", "I;16B", "I;16L", "I;16N"})
+_PROGRESSIVE_BYTES_PER_PIXEL = 6
 _WORKING_COPIES = 12  # bytes per output pixel: the reduced image, its RGB array, the BGR copies
 # libjpeg's warnings that mean the scan data stops early (cut file, or an end marker in the middle):
 # the decoder fills the rest with gray and would otherwise report success.
@@ -114,7 +115,12 @@ def decode_image(
         orientation = _orientation(image) if fmt in _JPEG_FORMATS else 1
     if fmt in _JPEG_FORMATS and image.mode in {"RGB", "L"}:
         out_pixels = math.ceil(width / factor) * math.ceil(height / factor)
-        with (budget or _UNLIMITED).reserve(out_pixels * 3 * 2 + len(data)) as reservation:
+        cost = out_pixels * 3 * 2  # the BGR array and its oriented copy
+        if image.info.get("progressive"):
+            # libjpeg buffers every DCT coefficient of a progressive image at full size, reduced
+            # output or not: 2 bytes per sample, up to 3 samples per pixel.
+            cost += width * height * _PROGRESSIVE_BYTES_PER_PIXEL
+        with (budget or _UNLIMITED).reserve(cost) as reservation:
             bgr = _orient(_decode_jpeg(data, width, height, factor, "BGR"), orientation)
             return DecodedImage.of(reservation.keep_for(bgr), fmt, *_oriented(width, height, orientation))
     if fmt in _JPEG_FORMATS:
