@@ -21,15 +21,16 @@ Options:
 
 Environment (all optional):
   TF_BACKEND_CONFIG  a backend config file for `terraform init -backend-config=FILE`
-  TF_STATE_BUCKET, TF_STATE_KEY, TF_STATE_REGION, TF_STATE_LOCK_TABLE
+  TF_STATE_BUCKET, TF_STATE_KEY, TF_STATE_REGION, TF_STATE_LOCK_TABLE, TF_STATE_USE_LOCKFILE=true
                      S3 backend settings passed as -backend-config=bucket=... etc.
-                     Either way the root module needs a backend block, e.g. terraform/backend.tf:
-                       terraform { backend "s3" {} }
+                     (scripts/create-state-backend.sh creates the bucket and the table).
+                     Either way the root module needs a backend block (terraform/ has backend "s3").
   LAMBDA_ARCH        x86_64 (default) or arm64 (must match lambda_architecture)
   TF_VAR_*, AWS_PROFILE, AWS_REGION ...   read by Terraform as usual
 
-Without backend settings the state is local (terraform/terraform.tfstate). Exit status: 0 applied or
-nothing to change, 1 an error or the plan was not approved.
+terraform/ keeps its state in S3: without backend settings deploy.sh stops, unless a
+*_override.tf in the root module replaces the backend (for example backend "local" for a throwaway
+stack). Exit status: 0 applied or nothing to change, 1 an error or the plan was not approved.
 EOF
 }
 
@@ -92,6 +93,12 @@ fi
 [[ -n "${TF_STATE_KEY:-}" ]] && backend_args+=("-backend-config=key=$TF_STATE_KEY")
 [[ -n "${TF_STATE_REGION:-}" ]] && backend_args+=("-backend-config=region=$TF_STATE_REGION")
 [[ -n "${TF_STATE_LOCK_TABLE:-}" ]] && backend_args+=("-backend-config=dynamodb_table=$TF_STATE_LOCK_TABLE")
+[[ "${TF_STATE_USE_LOCKFILE:-}" == true ]] && backend_args+=("-backend-config=use_lockfile=true")
+if [[ ${#backend_args[@]} -eq 0 ]] && grep -qsE '^[[:space:]]*backend[[:space:]]+"s3"' "$tf_dir"/*.tf &&
+  ! grep -qsE '^[[:space:]]*backend[[:space:]]+"' "$tf_dir"/*_override.tf; then
+  # terraform init -input=false would stop on the missing bucket with a less helpful message.
+  die "the state lives in S3: set TF_STATE_BUCKET and TF_STATE_REGION (and TF_STATE_LOCK_TABLE or TF_STATE_USE_LOCKFILE=true), or TF_BACKEND_CONFIG; scripts/create-state-backend.sh creates the bucket and table"
+fi
 if [[ ${#backend_args[@]} -gt 0 ]] && ! grep -qsE '^[[:space:]]*backend[[:space:]]+"' "$tf_dir"/*.tf; then
   # Without a backend block Terraform ignores -backend-config and keeps the state local.
   die "backend settings given but $tf_dir has no backend block: add $tf_dir/backend.tf with: terraform { backend \"s3\" {} }"
