@@ -15,6 +15,12 @@ class InstanceInfo:
     instance_type: str
     launch_time: datetime  # EC2 resets it at every start, so it is "running since"
     private_ip: str | None
+    # "spot" for a Spot instance (EC2's InstanceLifecycle), else "on-demand".
+    market: str = "on-demand"
+
+    @property
+    def spot(self) -> bool:
+        return self.market == "spot"
 
     def as_dict(self) -> dict[str, str | None]:
         return {
@@ -23,6 +29,7 @@ class InstanceInfo:
             "instance_type": self.instance_type,
             "launch_time": self.launch_time.isoformat(),
             "private_ip": self.private_ip,
+            "market": self.market,
         }
 
 
@@ -35,4 +42,5 @@ def describe_instance(instance_id: str) -> InstanceInfo:
         instance_type=instance["InstanceType"],
         launch_time=instance["LaunchTime"],
         private_ip=instance.get("PrivateIpAddress"),
+        market="spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand",
     )

@@ -28,6 +28,21 @@ CAPACITY_ERROR_CODES: Final = frozenset(
         "Unsupported",
     }
 )
+# What EC2 answers when a Spot instance cannot start now: no Spot capacity for its type in its zone,
+# a maximum price under the Spot price, the Spot quota, or a request that is no longer active.
+SPOT_START_HINTS: Final = {
+    "InsufficientInstanceCapacity": "EC2 has no Spot capacity for this type in this zone now",
+    "UnfulfillableCapacity": "EC2 has no Spot capacity for this type in this zone now",
+    "InsufficientCapacity": "EC2 has no Spot capacity for this type in this zone now",
+    "SpotMaxPriceTooLow": "the Spot price is above the request's maximum price: raise it, or remove it "
+    "to pay the current Spot price (never more than on-demand)",
+    "MaxSpotInstanceCountExceeded": "the account's Spot vCPU quota is used up: request more "
+    "(Service Quotas, code L-3819A6DF for G and VT Spot instances)",
+    "VcpuLimitExceeded": "the account's Spot vCPU quota is used up: request more "
+    "(Service Quotas, code L-3819A6DF for G and VT Spot instances)",
+    "IncorrectSpotRequestState": "the instance's persistent Spot request is no longer active "
+    "(cancelled or expired): re-apply Terraform to create the instance again",
+}
 WAITER_DELAY_SECONDS: Final = 5
 # An app whose /health does not publish `limits.max_files_per_request` (older builds) takes 100.
 DEFAULT_MAX_FILES_PER_REQUEST: Final = 100
@@ -49,6 +64,10 @@ class InstanceCapacityError(ControllerError):
     """EC2 has no capacity (or quota) for the instance type and every fallback."""
 
 
+class SpotCapacityError(InstanceCapacityError):
+    """The Spot instance cannot start now; its type cannot change, so there is no fallback."""
+
+
 def _wait(waiter: str, instance_id: str, timeout: float) -> None:
     """A bounded botocore waiter: fails after `timeout` seconds instead of its default ten minutes."""
     attempts = max(1, math.ceil(timeout / WAITER_DELAY_SECONDS))
@@ -60,8 +79,38 @@ def _wait(waiter: str, instance_id: str, timeout: float) -> None:
         raise ControllerError(f"{instance_id}: {waiter} not reached within {timeout:.0f} s ({exc})") from exc
 
 
+def _start_spot(info: InstanceInfo, config: ControllerConfig) -> str:
+    """StartInstances for a Spot instance: one try. EC2 refuses to change a stopped Spot instance's
+    type, so FALLBACK_INSTANCE_TYPES cannot apply; a capacity error says what to do instead."""
+    try:
+        client("ec2").start_instances(InstanceIds=[info.instance_id])
+    except ClientError as exc:
+        code = error_code(exc)
+        if code not in SPOT_START_HINTS:
+            raise
+        message = (
+            f"GPU instance {info.instance_id} ({info.instance_type}) is a Spot instance and EC2 refused "
+            f"to start it: {code}: {exc.response['Error'].get('Message', '')}\n"
+            f"Why: {SPOT_START_HINTS[code]}.\n"
+            "A Spot instance's type cannot be changed, so FALLBACK_INSTANCE_TYPES does not apply. "
+            "What to do: retry later (an interrupted Spot instance is also restarted by EC2 itself when "
+            "capacity returns), or move the instance to the on-demand market in Terraform "
+            "(the GPU instance's market setting) and apply."
+        )
+        publish(
+            config.notifications_topic_arn,
+            f"GPU instance {info.instance_id} could not start: Spot {code}",
+            message,
+            {"event": "capacity_error", "instance_id": info.instance_id, "market": "spot"},
+        )
+        raise SpotCapacityError(message) from exc
+    return info.instance_type
+
+
 def _start(info: InstanceInfo, config: ControllerConfig) -> str:
     """StartInstances, trying the fallback types on capacity errors; returns the type that started."""
+    if info.spot:
+        return _start_spot(info, config)
     candidates = [info.instance_type, *(t for t in config.fallback_instance_types if t != info.instance_type)]
     failures: list[str] = []
     ec2 = client("ec2")

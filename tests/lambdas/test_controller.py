@@ -8,13 +8,14 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from lambdas.common.app_client import AppError, TransientAppError, base_url
 from lambdas.common.aws import client
 from lambdas.common.validation import InvalidMessageError
 from lambdas.controller.handler import lambda_handler
-from lambdas.controller.service import ControllerError, InstanceCapacityError
+from lambdas.controller.service import ControllerError, InstanceCapacityError, SpotCapacityError
 from tests.lambdas.conftest import Configure
 from tests.lambdas.events import LambdaContext
 from tests.lambdas.fake_app import FakeApp
@@ -409,3 +410,59 @@ def test_a_rotated_key_is_re_read_on_401_and_the_request_retried_once(
 
     assert result["succeeded"] == 1
     assert [request["files"] for request in fake_app.process_requests] == [["a.jpg"], ["b.jpg"]]
+
+
+# --- the Spot market (issue 13 item 3) -------------------------------------------------------------
+
+
+def _spot_start_refused(stack: Stack, code: str, message: str) -> Stubber:
+    """EC2 as it answers for a stopped Spot instance (moto neither reports InstanceLifecycle nor
+    refuses a start): described as spot and stopped, then StartInstances refused with `code`."""
+    described = _described(stack.instance_id, "stopped", 80)
+    described["Reservations"][0]["Instances"][0]["InstanceLifecycle"] = "spot"
+    stubber = Stubber(client("ec2"))
+    stubber.add_response("describe_instances", described, {"InstanceIds": [stack.instance_id]})
+    stubber.add_client_error(
+        "start_instances", service_error_code=code, service_message=message, http_status_code=400
+    )
+    return stubber
+
+
+@pytest.mark.parametrize(
+    ("code", "hint"),
+    [
+        ("InsufficientInstanceCapacity", "no Spot capacity"),
+        ("SpotMaxPriceTooLow", "maximum price"),
+        ("MaxSpotInstanceCountExceeded", "L-3819A6DF"),
+        ("IncorrectSpotRequestState", "no longer active"),
+    ],
+)
+def test_spot_instance_that_cannot_start_says_what_to_do_and_tries_no_other_type(
+    invoke: Invoke,
+    stack: Stack,
+    configure: Configure,
+    ec2_calls: list[str],
+    code: str,
+    hint: str,
+) -> None:
+    configure("controller", FALLBACK_INSTANCE_TYPES="g4dn.xlarge")  # a Spot instance's type cannot change
+    with _spot_start_refused(stack, code, "refused by EC2") as stubber:
+        with pytest.raises(SpotCapacityError) as raised:
+            invoke({"action": "start"})
+        stubber.assert_no_pending_responses()
+
+    message = str(raised.value)
+    assert code in message and hint in message and "on-demand" in message
+    assert "FALLBACK_INSTANCE_TYPES does not apply" in message
+    assert "ModifyInstanceAttribute" not in ec2_calls
+    (note,) = notifications(stack)
+    assert note["Subject"] == f"GPU instance {stack.instance_id} could not start: Spot {code}"
+    assert note["MessageAttributes"]["market"]["Value"] == "spot"
+
+
+def test_spot_instance_other_errors_are_raised_as_they_are(invoke: Invoke, stack: Stack) -> None:
+    with _spot_start_refused(stack, "UnauthorizedOperation", "not allowed") as stubber:
+        with pytest.raises(ClientError, match="UnauthorizedOperation"):
+            invoke({"action": "start"})
+        stubber.assert_no_pending_responses()
+    assert notifications(stack) == []
