@@ -189,6 +189,7 @@ class FaceService:
         self.storage = storage
         self.index = index
         self.metrics = metrics or Metrics()
+        self.engine.on_round = self.metrics.inference.observe  # detection + recognition per round
         self.activity = Activity()
         self.prefix = settings.s3_upload_path
         self._decoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
@@ -234,7 +235,6 @@ class FaceService:
             # Each image goes to inference as soon as it is decoded, so its pixels (and their share
             # of the decode budget) are freed while the rest of the request decodes: a request of
             # many huge images never holds them all at once.
-            started = time.perf_counter()
             submitted = list(self._decoder.map(self._load_decode_and_submit, work))
             ready: list[_Work] = []
             detected: list[list[DetectedFace]] = []
@@ -247,8 +247,6 @@ class FaceService:
                     continue
                 ready.append(w)
                 detected.append([face.scaled(*w.decoded.scale) for face in result])
-            if any(future is not None for future in submitted):
-                self.metrics.inference.observe(time.perf_counter() - started)
             if ready:
                 self._store_and_index(ready, detected, collection)
             for w in work:
