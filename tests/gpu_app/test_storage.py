@@ -155,3 +155,30 @@ def test_s3_image_lookup_lists_only_the_images_folder(
     assert client.get(f"/images/{image_id}").json()["original_name"] == "t1.jpg"
     assert client.delete(f"/images/{image_id}").status_code == 200
     assert listed == [f"upload_with_embed/{image_id}/"] * 2
+
+
+def test_a_hung_s3_leaves_liveness_alone_and_fails_readiness_fast(
+    make_client: Callable[..., TestClient], aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 that accepts connections and answers nothing: /health (liveness) answers from memory,
+    /ready says storage is unavailable within its bound instead of waiting out 30 s read timeouts."""
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    with fault_proxy(aws_endpoint) as (proxy_url, proxy):
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy_url)
+        client = make_client(storage_backend="s3", s3_bucket_name=BUCKET)
+        proxy.freeze()
+        try:
+            health = client.get("/health")
+            assert health.status_code == 200 and health.json()["ready"] is True
+            assert "storage" not in health.json()
+            ready = client.get("/ready")
+            assert ready.status_code == 503 and ready.json()["reasons"] == ["storage unavailable"]
+        finally:
+            proxy.thaw()
+        # Every request the freeze held is dropped at the thaw: only the one readiness probe.
+        deadline = time.monotonic() + 10
+        while proxy.dropped < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert proxy.dropped == 1
+        assert client.get("/ready").status_code == 200
