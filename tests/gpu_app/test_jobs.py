@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from gpu_app.engine.insightface_engine import InsightFaceEngine
 from gpu_app.main import create_app
+from gpu_app.storage.local import LocalStorage
 from tests.gpu_app.conftest import app_settings
 from tests.support.fault_proxy import fault_proxy
 from tests.support.images import blank_jpeg, sample_bytes
@@ -103,3 +104,35 @@ def test_pending_files_and_final_results_survive_a_restart(
     s3_proxy.fail_next = 0
     with app(engine, tmp_path) as client:
         assert_stored(wait_job(client, job_id, lambda j: j["status"] == "succeeded"), aws_endpoint)
+
+
+class PoisonedStorage(LocalStorage):
+    """Local storage with an unexpected bug for one file name (a fault no real input provokes here)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.poisoned_puts = 0
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        if "poison" in key:
+            self.poisoned_puts += 1
+            raise KeyError("simulated bug")
+        super().put(key, data, content_type)
+
+
+def test_an_unexpected_error_fails_its_own_file_only_after_a_few_tries(
+    engine: InsightFaceEngine, tmp_path: Path
+) -> None:
+    storage = PoisonedStorage(tmp_path / "images")
+    settings = app_settings(tmp_path, job_retry_delay=0.05, job_retry_max_delay=0.1)
+    files = [("t1.jpg", sample_bytes()), ("poison.jpg", blank_jpeg(seed=7)), ("blank.jpg", blank_jpeg())]
+    with TestClient(create_app(settings, engine=engine, storage=storage, background_load=False)) as client:
+        accepted = client.post("/upload-images/?async=true", files=[("files", f) for f in files])
+        assert accepted.status_code == 202, accepted.text
+        job = wait_job(client, accepted.json()["job_id"], lambda j: j["status"] in ("succeeded", "failed"))
+    assert job["status"] == "succeeded", job  # the job is not failed for one file's fault
+    results = {r["file"]: r for r in job["results"]}
+    assert results["t1.jpg"]["status"] == results["blank.jpg"]["status"] == "ok"
+    assert results["poison.jpg"]["error"] == {"status": 500, "reason": "internal error processing this file"}
+    assert storage.poisoned_puts == 1 + 3  # in its chunk, then alone 3 times (the cause may pass)
+    assert (tmp_path / "images" / results["t1.jpg"]["storage_key"]).read_bytes() == sample_bytes()
