@@ -70,7 +70,8 @@ class Job:
 
     @property
     def results(self) -> list[ImageOutcome]:
-        return [self.outcomes[i] for i in sorted(self.outcomes)]
+        outcomes = self.outcomes.copy()  # atomic: a worker may add one meanwhile
+        return [outcomes[i] for i in sorted(outcomes)]
 
     def pending_indexes(self) -> list[int]:
         return [i for i in range(self.total) if i not in self.outcomes]
