@@ -265,11 +265,14 @@ class JobManager:
                 )
         if job.pending == 0:
             # The files are stored: drop their spooled copies, keep the record for GET /jobs.
-            for _, path in job.files:
-                path.unlink(missing_ok=True)
-            marker = self._spool / job.id / f"{_FINISHED}.tmp"
-            marker.write_text(json.dumps({"finished_at": job.finished_at}))
-            marker.replace(marker.with_suffix(""))
+            try:
+                for _, path in job.files:
+                    path.unlink(missing_ok=True)
+                marker = self._spool / job.id / f"{_FINISHED}.tmp"
+                marker.write_text(json.dumps({"finished_at": job.finished_at}))
+                marker.replace(marker.with_suffix(""))
+            except OSError as exc:  # the work is done; a restart would only redo it (idempotently)
+                log.warning("job %s: could not close its spool: %s", job.id, exc)
 
     def _run(self, job: Job) -> None:
         """One pass over the job's pending files; final outcomes are recorded as they come."""
