@@ -290,6 +290,18 @@ module "lambda" {
 }
 
 # Warnings (not errors) for settings that are valid alone but not together.
+check "spot_gpu_instance_settings" {
+  assert {
+    condition     = !var.gpu_use_spot_instance || length(var.gpu_fallback_instance_types) == 0
+    error_message = "gpu_fallback_instance_types is not used with gpu_use_spot_instance: a Spot instance's type cannot change, so the controller reports a lack of Spot capacity instead of switching types."
+  }
+
+  assert {
+    condition     = var.gpu_use_spot_instance || var.gpu_spot_max_price == null
+    error_message = "gpu_spot_max_price has no effect without gpu_use_spot_instance = true."
+  }
+}
+
 check "elasticsearch_settings" {
   assert {
     condition     = var.vector_index != "elasticsearch" || var.es_hosts != ""

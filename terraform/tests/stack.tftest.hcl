@@ -262,7 +262,7 @@ run "every_setting_of_the_example" {
     gpu_instance_type                     = "g4dn.xlarge"
     gpu_fallback_instance_types           = ["g5.xlarge"]
     gpu_use_spot_instance                 = false
-    gpu_spot_max_price                    = "0.30"
+    gpu_spot_max_price                    = null
     gpu_ami_id                            = null
     gpu_root_volume_size                  = 100
     gpu_stop_after_first_boot             = true

@@ -56,6 +56,7 @@ run "smallest_admitted_values" {
     images_per_child                      = 1
     gpu_root_volume_size                  = 75
     gpu_ami_id                            = "ami-01234567"
+    gpu_use_spot_instance                 = true
     gpu_spot_max_price                    = "0.001"
     idle_check_schedule                   = "rate(1 minute)"
     controller_start_timeout_seconds      = 30
