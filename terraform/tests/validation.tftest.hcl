@@ -62,6 +62,18 @@ run "smallest_admitted_values" {
     controller_start_timeout_seconds      = 30
     controller_health_timeout_seconds     = 30
     unreachable_grace_seconds             = 0
+    # The other value of each choice, and the shortest accepted forms.
+    kms_key_arn                      = "arn:aws:kms:eu-west-1:123456789012:key/k"
+    notification_emails              = ["a@b.co"]
+    trigger_publisher_principal_arns = ["arn:aws:iam::210987654321:root"]
+    es_hosts                         = "http://e"
+    vector_index                     = "elasticsearch"
+    execution_provider               = "cpu"
+    batch_gpu_image_type             = "ECS_AL2_NVIDIA"
+    lambda_architecture              = "arm64"
+    lambda_log_level                 = "CRITICAL"
+    lambda_tracing_mode              = "PassThrough"
+    gpu_fallback_instance_types      = []
   }
 
   assert {
@@ -117,6 +129,16 @@ run "largest_admitted_values" {
     controller_start_timeout_seconds  = 450
     controller_health_timeout_seconds = 450
     unreachable_grace_seconds         = 86400
+    notification_emails               = ["ml-ops+faces@mail.example.co.uk", "oncall@example.com"]
+    trigger_publisher_principal_arns  = ["arn:aws-us-gov:iam::210987654321:role/path/producer", "arn:aws:iam::210987654321:user/ci"]
+    es_hosts                          = "https://es-1.example.com:9200, https://es-2.example.com:9200"
+    vector_index                      = "elasticsearch"
+    execution_provider                = "cuda"
+    lambda_architecture               = "x86_64"
+    lambda_log_level                  = "DEBUG"
+    lambda_tracing_mode               = "Active"
+    gpu_fallback_instance_types       = ["g4dn.2xlarge", "g5.xlarge", "g6.xlarge", "g6e.xlarge", "gr6.4xlarge", "p3.2xlarge"]
+    idle_check_schedule               = "cron(0/5 8-18 ? * MON-FRI *)"
   }
 
   assert {

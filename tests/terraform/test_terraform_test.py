@@ -160,6 +160,40 @@ def test_example_run_sets_every_setting_of_the_example() -> None:
     }
 
 
+def run_blocks() -> dict[tuple[str, str], dict[str, Any]]:
+    """Every run block of terraform/tests by (file, run), parsed."""
+    blocks: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(TESTS_DIR.glob("*.tftest.hcl")):
+        for block in tf.load_hcl(path.read_text()).get("run", []):
+            for name, body in block.items():
+                blocks[(path.name, name)] = body
+    return blocks
+
+
+def validation_coverage(
+    validated: set[str], runs: dict[tuple[str, str], dict[str, Any]]
+) -> tuple[set[str], set[str]]:
+    """Validated root variables that no passing run sets, and those no expect_failures run refuses."""
+    admitted: set[str] = set()
+    refused: set[str] = set()
+    for body in runs.values():
+        if "module" in body:  # runs of a single module set that module's variables
+            continue
+        if "expect_failures" in body:
+            refused |= {re.sub(r"^\$\{var\.(.+)\}$", r"\1", str(item)) for item in body["expect_failures"]}
+        else:
+            admitted |= set(tf.first_block(body.get("variables", {})))
+    return validated - admitted, validated - refused
+
+
+def test_every_validation_is_tested_from_both_sides() -> None:
+    root = tf.load_module(tf.TERRAFORM_DIR)
+    validated = {name for name, body in root.variables.items() if "validation" in body}
+    never_admitted, never_refused = validation_coverage(validated, run_blocks())
+    assert not never_admitted, f"no run plans an admitted edge value of: {sorted(never_admitted)}"
+    assert not never_refused, f"no expect_failures run refuses a value of: {sorted(never_refused)}"
+
+
 def test_parsers_report_runs_and_failures() -> None:
     lines = [
         '{"type":"test_run","@testfile":"tests/a.tftest.hcl","@testrun":"one",'
@@ -178,3 +212,10 @@ def test_parsers_report_runs_and_failures() -> None:
 
     example = uncommented_example('a = 1\n# b = "x" # why\n# Just a comment = not a setting\n#   c = [1]\n')
     assert example == {"a": 1, "b": "x", "c": [1]}
+
+    runs = {
+        ("a", "edges"): {"variables": [{"x": 1}]},
+        ("a", "refused"): {"variables": [{"x": 0}], "expect_failures": ["${var.x}"]},
+        ("a", "module"): {"module": [{"source": "./m"}], "variables": [{"y": 1}]},
+    }
+    assert validation_coverage({"x", "y"}, runs) == ({"y"}, {"y"})
