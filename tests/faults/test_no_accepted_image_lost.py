@@ -124,6 +124,7 @@ def freeze_storage(proxy: FaultProxy, url: str, ledger: Ledger) -> None:
     uploads = [ledger.upload_in_background(url, 2) for _ in range(2)]
     ledger.submit(url, 4, bad=1)
     ledger.submit(url, 4)
+    wait_until(lambda: proxy.held > 0, "a request to hang in the frozen storage")
     time.sleep(FAULT_SECONDS)
     proxy.thaw()
     for thread in uploads:

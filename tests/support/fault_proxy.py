@@ -29,6 +29,7 @@ class FaultProxy:
         self.fail_next = 0  # how many upcoming requests get a 503
         self.failed = 0
         self.forwarded = 0
+        self.held = 0  # requests waiting in a freeze now
         self.dropped = 0  # requests held by a freeze, then cut off without an answer
         self._lock = threading.Lock()
         self._thawed = threading.Event()
@@ -62,8 +63,11 @@ class FaultProxy:
         """True when this request was held by a freeze: it is then dropped, never answered."""
         if self._thawed.is_set():
             return False
+        with self._lock:
+            self.held += 1
         self._thawed.wait()
         with self._lock:
+            self.held -= 1
             self.dropped += 1
         return True
 
