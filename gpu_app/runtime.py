@@ -94,7 +94,8 @@ class Runtime:
                 retry_delay=self.settings.job_retry_delay,
                 retry_max_delay=self.settings.job_retry_max_delay,
             )
-            self.jobs.start()
+            if not self._stopping.is_set():  # stop() ran while loading: start no workers behind it
+                self.jobs.start()
             self._retry_thread = threading.Thread(target=self._retry_pending, name="index-retry", daemon=True)
             self._retry_thread.start()
             self.state = "ready"
