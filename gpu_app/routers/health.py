@@ -99,6 +99,8 @@ async def dependency_checks(service: FaceService) -> tuple[dict[str, Any], dict[
             return await asyncio.wait_for(run_in_threadpool(check), DEPENDENCY_CHECK_SECONDS)
         except TimeoutError:
             return {"ok": False, "backend": backend, "error": f"no answer in {DEPENDENCY_CHECK_SECONDS} s"}
+        except Exception as exc:  # a probe reports a failing check, it never fails itself
+            return {"ok": False, "backend": backend, "error": f"{type(exc).__name__}: {exc}"}
 
     def index_check() -> dict[str, Any]:
         result = service.index.health()

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -72,6 +73,6 @@ def test_every_operation_answers_as_documented(api_schema: schemathesis.BaseSche
             exercise()
         except Unsatisfiable:
             assert mode is GenerationMode.NEGATIVE  # an operation without inputs has no invalid ones
-        except Exception as exc:
+        except (FailureGroup, Exception) as exc:  # FailureGroup is a BaseExceptionGroup
             failures[f"{operation.label} ({mode.value})"] = str(exc)[-3000:]
     assert not failures, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())
