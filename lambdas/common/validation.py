@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-MAX_KEY_LENGTH = 1024  # S3's limit on object keys
+MAX_KEY_LENGTH = 1024  # S3's limit on object keys, in UTF-8 bytes
 # The app's rule for a collection name (gpu_app/schemas.py `Collection`; tests/lambdas/test_contract
 # checks both sides agree): refusing here costs nothing, refusing after a GPU start costs minutes.
 COLLECTION_PATTERN: Final = r"^[A-Za-z0-9._-]{1,64}$"
@@ -122,8 +122,8 @@ def plain_key(item: Any, field: str, *, prefix: bool = False) -> str:
     if not isinstance(item, str) or not item:
         raise InvalidMessageError(f"{field} must be a non-empty string")
     problem = None
-    if len(item) > MAX_KEY_LENGTH:
-        problem = f"is longer than {MAX_KEY_LENGTH} characters"
+    if len(item.encode("utf-8", "surrogatepass")) > MAX_KEY_LENGTH:
+        problem = f"is longer than S3's {MAX_KEY_LENGTH} bytes (UTF-8)"
     elif "://" in item or item.lower().startswith("arn:"):
         problem = "must be a key in the input bucket, not a URL or ARN"
     elif item.startswith("/") or "\\" in item:

@@ -302,3 +302,11 @@ def test_original_designs_cleanup_message_is_refused_with_what_replaces_it(
     body = assert_rejected_once(dispatch, stack, message, "UnsupportedOperation", "cleanup-cache")
 
     assert "no EFS" in body["reason"] and "python -m gpu_app.batch cleanup-cache" in body["reason"]
+
+
+def test_key_over_s3s_limit_in_bytes_is_dead_lettered_not_sent_to_s3(
+    dispatch: Dispatcher, stack: Stack
+) -> None:
+    key = "jobs/" + "\u00e9" * 600 + ".py"  # 610 characters, 1,208 bytes: S3 answers KeyTooLongError
+
+    assert_rejected_once(dispatch, stack, script({"script_key": key}), "SchemaViolation", "1024 bytes")
