@@ -28,8 +28,8 @@ CLEANUP_CACHE_REPLACED: Final = (
     "data.operation 'cleanup-cache' is not needed in this deployment: it has no EFS model cache. Batch "
     "jobs load the model pack from their container image (or MODELS_S3_URI) onto the job's own disk, "
     "which is freed when the job ends; the GPU instance keeps its copy on its root volume, billed by "
-    "size whatever it holds (to empty it anyway, run `python -m gpu_app.batch cleanup-cache` on the "
-    "instance; the next start fetches the pack again). Nothing was submitted."
+    "size whatever it holds (to empty it anyway, run `python -m gpu_app.batch cleanup-cache` in the "
+    "app's container on the instance; the next start fetches the pack again). Nothing was submitted."
 )
 
 
