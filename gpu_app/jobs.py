@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 JobStatus = Literal["queued", "running", "retrying", "succeeded", "failed"]
 _CHUNK = 8  # images per pipeline call: progress granularity vs. batching
-_INTERNAL_ERROR_ATTEMPTS = 3  # an unexpected error of one file alone is retried, then refused
+_INTERNAL_ERROR_ATTEMPTS = 3  # an internal error (5xx, exception) of one file is retried, then refused
 _KEEP_FINISHED = 1000
 _MANIFEST = "job.json"
 _RESULTS = "results.jsonl"
@@ -72,6 +72,12 @@ class Job:
     def results(self) -> list[ImageOutcome]:
         outcomes = self.outcomes.copy()  # atomic: a worker may add one meanwhile
         return [outcomes[i] for i in sorted(outcomes)]
+
+    def retry_internal(self, index: int) -> bool:
+        """Count an internal error (the app's or the model's, not the file's) of a file: True while
+        it may be retried, False once it has failed too often and is refused alone."""
+        self.internal_errors[index] = self.internal_errors.get(index, 0) + 1
+        return self.internal_errors[index] < _INTERNAL_ERROR_ATTEMPTS
 
     def pending_indexes(self) -> list[int]:
         return [i for i in range(self.total) if i not in self.outcomes]
@@ -285,7 +291,9 @@ class JobManager:
             for i, outcome in zip(chunk, self._process(job, chunk), strict=True):
                 if outcome is None:
                     reasons.append("internal error, retried")
-                elif outcome.error is not None and outcome.error.transient:
+                elif outcome.error is not None and (
+                    outcome.error.transient or (outcome.error.status >= 500 and job.retry_internal(i))
+                ):
                     reasons.append(outcome.error.reason)
                 else:
                     self._record(job, i, outcome)
@@ -301,12 +309,11 @@ class JobManager:
                 log.exception("job %s: a chunk failed; processing its files one by one", job.id)
                 return [self._process(job, [i])[0] for i in chunk]
             i, (name, path) = chunk[0], job.files[chunk[0]]
-            job.internal_errors[i] = job.internal_errors.get(i, 0) + 1
-            log.exception("job %s: file %s failed (attempt %d)", job.id, name, job.internal_errors[i])
+            log.exception("job %s: file %s failed", job.id, name)
         # One file alone raised: retried a few times (the cause may pass), then refused alone.
         if not path.exists():
             return [ImageOutcome(file=name, error=FileError(500, "the spooled copy of this file was lost"))]
-        if job.internal_errors[i] < _INTERNAL_ERROR_ATTEMPTS:
+        if job.retry_internal(i):
             return [None]
         return [ImageOutcome(file=name, error=FileError(500, "internal error processing this file"))]
 

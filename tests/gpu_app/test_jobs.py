@@ -7,15 +7,17 @@ the reason; once storage is back every accepted file lands. A bad image fails al
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from gpu_app.engine.base import DetectedFace, ImageFaces, first_failure
 from gpu_app.engine.insightface_engine import InsightFaceEngine
 from gpu_app.main import create_app
 from gpu_app.storage.local import LocalStorage
@@ -136,3 +138,41 @@ def test_an_unexpected_error_fails_its_own_file_only_after_a_few_tries(
     assert results["poison.jpg"]["error"] == {"status": 500, "reason": "internal error processing this file"}
     assert storage.poisoned_puts == 1 + 3  # in its chunk, then alone 3 times (the cause may pass)
     assert (tmp_path / "images" / results["t1.jpg"]["storage_key"]).read_bytes() == sample_bytes()
+
+
+class FlakyModel:
+    """The real engine, with a model failure (not the image's fault) on 321-pixel-wide images."""
+
+    def __init__(self, engine: InsightFaceEngine, failures: int) -> None:
+        self._engine, self.info, self.failures = engine, engine.info, failures
+
+    def analyze(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
+        return first_failure(self.analyze_each(images))
+
+    def analyze_each(self, images: Sequence[np.ndarray]) -> list[ImageFaces]:
+        results = self._engine.analyze_each(images)
+        for slot, image in enumerate(images):
+            if image.shape[1] == 321 and self.failures > 0:
+                self.failures -= 1
+                results[slot] = RuntimeError("CUDA error: an illegal memory access was encountered")
+        return results
+
+
+@pytest.mark.parametrize(("failures", "stored"), [(2, True), (10, False)])
+def test_a_model_failure_is_retried_then_refused_alone(
+    engine: InsightFaceEngine, tmp_path: Path, failures: int, stored: bool
+) -> None:
+    model = FlakyModel(engine, failures)
+    settings = app_settings(tmp_path, job_retry_delay=0.05, job_retry_max_delay=0.1)
+    files = [("odd.jpg", blank_jpeg(width=321, seed=3)), ("blank.jpg", blank_jpeg())]
+    with TestClient(create_app(settings, engine=model, background_load=False)) as client:
+        accepted = client.post("/upload-images/?async=true", files=[("files", f) for f in files])
+        assert accepted.status_code == 202, accepted.text
+        job = wait_job(client, accepted.json()["job_id"], lambda j: j["status"] in ("succeeded", "failed"))
+    results = {r["file"]: r for r in job["results"]}
+    assert job["status"] == "succeeded" and results["blank.jpg"]["status"] == "ok", job
+    if stored:  # the model recovered within the tries: the accepted file is stored
+        assert results["odd.jpg"]["status"] == "ok" and model.failures == 0
+    else:  # it kept failing: refused alone after 3 tries, with the model's reason
+        assert results["odd.jpg"]["error"]["status"] == 500 and model.failures == 10 - 3
+        assert "face model failed" in results["odd.jpg"]["error"]["reason"]
