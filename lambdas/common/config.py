@@ -39,6 +39,7 @@ class DispatcherConfig:
     max_gpus: int
     min_memory: int
     images_per_child: int
+    input_read_prefixes: tuple[str, ...]
     controller_function_name: str
     idempotency_table: str
     dead_letter_queue_url: str

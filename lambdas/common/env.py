@@ -38,6 +38,9 @@ DISPATCHER: Final[dict[str, str | None]] = {
     "MAX_GPUS": "8",
     "MIN_MEMORY": "512",
     "IMAGES_PER_CHILD": "1000",
+    # Comma-separated key prefixes whose objects the dispatcher may read (Terraform:
+    # dispatcher_read_prefixes, which also scopes its s3:GetObject); empty: any key.
+    "INPUT_READ_PREFIXES": "",
     "CONTROLLER_FUNCTION_NAME": None,
     "IDEMPOTENCY_TABLE": None,
     "DEAD_LETTER_QUEUE_URL": None,

@@ -117,6 +117,17 @@ def optional_int(
     return item
 
 
+def readable_key(key: str, field: str, prefixes: tuple[str, ...]) -> str:
+    """A key under one of the prefixes the dispatcher may read (its IAM policy allows no other)."""
+    if prefixes and not key.startswith(tuple(prefixes)):
+        raise InvalidMessageError(
+            f"{field} {key[:200]!r} is outside the prefixes the dispatcher may read "
+            f"({', '.join(prefixes)}): put it under one of them",
+            "InputNotReadable",
+        )
+    return key
+
+
 def plain_key(item: Any, field: str, *, prefix: bool = False) -> str:
     """An object key inside the configured bucket: no URL, no absolute path, no `..`, no other bucket."""
     if not isinstance(item, str) or not item:

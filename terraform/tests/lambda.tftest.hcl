@@ -98,6 +98,11 @@ run "functions_hold_only_what_they_call" {
     )
     error_message = "The dispatcher must know the compute environments' maxima to refuse jobs that could never run."
   }
+
+  assert {
+    condition     = aws_lambda_function.this["dispatcher"].environment[0].variables["INPUT_READ_PREFIXES"] == "jobs/,manifests/"
+    error_message = "The dispatcher must refuse, up front, keys its role may not read."
+  }
 }
 
 run "no_fallback_types_no_type_changes" {

@@ -330,3 +330,24 @@ def test_redelivered_bad_message_is_dead_lettered_once(dispatch: Dispatcher, sta
 
     assert second == first
     assert len(dead_letters(stack)) == 1
+
+
+def test_keys_outside_the_readable_prefixes_are_refused_up_front(
+    dispatch: Dispatcher, stack: Stack, configure: Configure
+) -> None:
+    """Terraform lets the dispatcher read only dispatcher_read_prefixes (INPUT_READ_PREFIXES): a key
+    elsewhere would get AccessDenied in AWS and be retried as transient; it is the sender's fault."""
+    configure("dispatcher", INPUT_READ_PREFIXES="jobs/,manifests/")
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=stack.input_bucket, Key="uploads/evil.py", Body=b"print('x')\n")
+    s3.put_object(Bucket=stack.input_bucket, Key="elsewhere/run.jsonl", Body=b"a.jpg\n")
+    script = {"trigger_type": "batch_job", "data": {"script_key": "uploads/evil.py"}}
+    manifest = {"trigger_type": "face_embedding", "data": {"manifest_key": "elsewhere/run.jsonl"}}
+
+    outcomes = dispatch(script, manifest, SEED_CPU)["results"]
+
+    assert [item["status"] for item in outcomes] == ["rejected", "rejected", "dispatched"]
+    reasons = [json.loads(letter["Body"]) for letter in dead_letters(stack)]
+    assert {body["error_type"] for body in reasons} == {"InputNotReadable"}
+    assert all("jobs/, manifests/" in body["reason"] for body in reasons), reasons
+    assert len(submitted_jobs(stack)) == 1

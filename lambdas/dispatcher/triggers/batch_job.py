@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from lambdas.common.aws import client, is_not_found
 from lambdas.common.models import TriggerMessage
-from lambdas.common.validation import InvalidMessageError, plain_key, reject_unknown
+from lambdas.common.validation import InvalidMessageError, plain_key, readable_key, reject_unknown
 from lambdas.dispatcher.batch import (
     RESOURCE_FIELDS,
     JobResources,
@@ -59,7 +59,11 @@ class BatchJobTrigger(BaseTrigger):
                 "UnsupportedOperation",
             )
         reject_unknown(data, ("script_key", *RESOURCE_FIELDS), "data")
-        self.script_key = plain_key(data.get("script_key"), "data.script_key")
+        self.script_key = readable_key(
+            plain_key(data.get("script_key"), "data.script_key"),
+            "data.script_key",
+            context.config.input_read_prefixes,
+        )
         if PurePosixPath(self.script_key).suffix not in RUNNABLE_SUFFIXES:
             raise InvalidMessageError(
                 f"data.script_key {self.script_key!r} must end in {' or '.join(RUNNABLE_SUFFIXES)} "

@@ -15,6 +15,7 @@ from lambdas.common.validation import (
     optional_collection,
     optional_int,
     plain_key,
+    readable_key,
     reject_unknown,
 )
 from lambdas.dispatcher.batch import (
@@ -91,7 +92,13 @@ class FaceEmbeddingTrigger(BaseTrigger):
             raise InvalidMessageError("data must have exactly one of 'prefix' or 'manifest_key'")
         self.prefix = plain_key(data["prefix"], "data.prefix", prefix=True) if "prefix" in data else None
         self.manifest_key = (
-            plain_key(data["manifest_key"], "data.manifest_key") if "manifest_key" in data else None
+            readable_key(
+                plain_key(data["manifest_key"], "data.manifest_key"),
+                "data.manifest_key",
+                context.config.input_read_prefixes,
+            )
+            if "manifest_key" in data
+            else None
         )
         self.collection = optional_collection(data, "collection", "data") or DEFAULT_COLLECTION
         self.images_per_child = (

@@ -73,6 +73,7 @@ locals {
       MAX_GPUS                  = tostring(var.job_max_gpus)
       MIN_MEMORY                = tostring(var.job_min_memory)
       IMAGES_PER_CHILD          = tostring(var.images_per_child)
+      INPUT_READ_PREFIXES       = join(",", var.input_read_prefixes)
       CONTROLLER_FUNCTION_NAME  = local.function_names["controller"]
       IDEMPOTENCY_TABLE         = var.idempotency_table_name
       DEAD_LETTER_QUEUE_URL     = var.trigger_dlq_url
