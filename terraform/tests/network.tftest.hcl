@@ -53,3 +53,18 @@ run "ingress_from_an_allowed_cidr" {
     error_message = "An allowed CIDR opens the app port and nothing else."
   }
 }
+
+run "module_refuses_cidrs_with_host_bits" {
+  command = plan
+
+  module {
+    source = "./modules/vpc"
+  }
+
+  variables {
+    cidr_block        = "10.42.0.1/16"
+    app_allowed_cidrs = ["10.8.0.1/16"]
+  }
+
+  expect_failures = [var.cidr_block, var.app_allowed_cidrs]
+}

@@ -16,8 +16,8 @@ variable "cidr_block" {
   nullable    = false
 
   validation {
-    condition     = can(cidrhost(var.cidr_block, 0)) && can(regex("^[0-9.]+/(1[6-9]|2[0-4])$", var.cidr_block))
-    error_message = "cidr_block must be an IPv4 CIDR from /16 to /24."
+    condition     = can(cidrhost(var.cidr_block, 0)) && can(regex("^[0-9.]+/(1[6-9]|2[0-4])$", var.cidr_block)) && try(cidrsubnet(var.cidr_block, 0, 0) == var.cidr_block, false)
+    error_message = "cidr_block must be an IPv4 network address from /16 to /24 (10.42.0.0/16, not 10.42.0.1/16)."
   }
 }
 
@@ -142,9 +142,9 @@ variable "app_allowed_cidrs" {
   validation {
     condition = alltrue([
       for cidr in var.app_allowed_cidrs :
-      can(cidrhost(cidr, 0)) && can(regex("^[0-9.]+/[0-9]+$", cidr)) && !endswith(cidr, "/0")
+      can(cidrhost(cidr, 0)) && can(regex("^[0-9.]+/[0-9]+$", cidr)) && !endswith(cidr, "/0") && try(cidrsubnet(cidr, 0, 0) == cidr, false)
     ])
-    error_message = "app_allowed_cidrs must be IPv4 CIDRs and must not be a /0 (the app port is plain HTTP)."
+    error_message = "app_allowed_cidrs must be IPv4 network addresses (10.8.0.0/16, not 10.8.0.1/16) and must not be a /0 (the app port is plain HTTP)."
   }
 }
 
