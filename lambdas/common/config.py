@@ -64,7 +64,7 @@ class MonitorConfig:
 
 @dataclasses.dataclass(frozen=True)
 class IdleStopperConfig:
-    # API_KEY_PARAMETER is declared for this function in env.py but unused: /health needs no key.
+    # No API key: the idle stopper reads only the open /health.
     gpu_instance_id: str
     app_port: int
     app_url_override: str

@@ -66,7 +66,6 @@ IDLE_STOPPER: Final[dict[str, str | None]] = {
     "GPU_INSTANCE_ID": None,
     "APP_PORT": "8000",
     "APP_URL_OVERRIDE": "",
-    "API_KEY_PARAMETER": None,
     "AUTO_SHUTDOWN_IDLE_TIME": "3600",
     "UNREACHABLE_GRACE_SECONDS": "900",
     "NOTIFICATIONS_TOPIC_ARN": None,

@@ -27,9 +27,8 @@ CONFIGS = {
     "monitor": MonitorConfig,
     "idle_stopper": IdleStopperConfig,
 }
-# Read by Powertools itself, or (API_KEY_PARAMETER) declared for the idle stopper but not needed.
+# Read by Powertools itself.
 NOT_IN_CONFIG = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
-UNUSED = {"idle_stopper": {"API_KEY_PARAMETER"}}
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +41,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("function", sorted(CONFIGS))
 def test_config_fields_are_exactly_the_declared_variables(function: str) -> None:
     fields = {field.name.upper() for field in dataclasses.fields(CONFIGS[function])}
-    declared = set(env.FUNCTION_ENVIRONMENT[function]) - NOT_IN_CONFIG - UNUSED.get(function, set())
+    declared = set(env.FUNCTION_ENVIRONMENT[function]) - NOT_IN_CONFIG
     assert fields == declared
 
 

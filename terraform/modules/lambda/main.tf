@@ -101,7 +101,6 @@ locals {
       GPU_INSTANCE_ID           = var.gpu_instance_id
       APP_PORT                  = tostring(var.app_port)
       APP_URL_OVERRIDE          = ""
-      API_KEY_PARAMETER         = var.api_key_parameter_name
       AUTO_SHUTDOWN_IDLE_TIME   = tostring(var.auto_shutdown_idle_time)
       UNREACHABLE_GRACE_SECONDS = tostring(var.unreachable_grace_seconds)
       NOTIFICATIONS_TOPIC_ARN   = var.notifications_topic_arn
