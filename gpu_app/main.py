@@ -16,7 +16,7 @@ from gpu_app.engine import FaceEngine
 from gpu_app.index import VectorIndex, VectorIndexError
 from gpu_app.middleware import GuardPolicy, RequestGuard
 from gpu_app.responses import AsciiJSONResponse, http_error, validation_error
-from gpu_app.routers import faces, health, images, jobs, search
+from gpu_app.routers import faces, health, image_files, images, jobs, search, ui
 from gpu_app.runtime import Runtime
 from gpu_app.storage import ImageStorage, ObjectNotFoundError, StorageError
 
@@ -60,7 +60,10 @@ def create_app(
         RequestGuard,
         policy=GuardPolicy(
             api_key=lambda: runtime.api_key,
-            open_paths=PROBE_PATHS | (DOCS_PATHS if runtime.settings.public_docs else frozenset()),
+            # The web page's own files carry no data; its API calls send the key (routers/ui.py).
+            open_paths=PROBE_PATHS
+            | ui.UI_PATHS
+            | (DOCS_PATHS if runtime.settings.public_docs else frozenset()),
             default_body_limit=json_limit,
             body_limits=dict.fromkeys(UPLOAD_PATHS, multipart_limit),
         ),
@@ -89,7 +92,8 @@ def create_app(
         runtime.metrics.requests.labels(request.method, route, str(response.status_code)).inc()
         return response
 
-    for router in (health.public, health.protected, images.router, search.router, faces.router, jobs.router):
+    routers = (health.public, health.protected, images.router, image_files.router, search.router)
+    for router in (*routers, faces.router, jobs.router, ui.router):
         app.include_router(router)
     return app
 
