@@ -58,6 +58,8 @@ def test_upload_many_shows_each_file_and_a_broken_one_fails_alone(
     # The reason is beside the file, in words, with the status the file alone got.
     assert broken.locator(".state").inner_text().startswith("422: not a recognised image")
     assert page.locator("#notice").is_hidden()
+    # Each file had its own progress bar, full once its upload was sent.
+    assert page.eval_on_selector_all("#upload-list progress", "bars => bars.map(b => b.value)") == [1, 1, 1]
     page.screenshot(path=screenshot_dir / "upload.png", full_page=True)
 
     states["t1.jpg"].get_by_role("link", name="view image").click()
@@ -160,15 +162,22 @@ def test_without_the_key_the_page_says_so(open_page: OpenPage, stored: dict[str,
     assert "Enter the API key" in page.locator('#status-list dd[data-field="Index size"]').inner_text()
 
 
-def test_faces_are_reachable_by_keyboard(open_page: OpenPage, ui_app: App, stored: dict[str, str]) -> None:
-    page = open_page(f"#/image/{stored['t1.jpg']}")
-    wait_image_shown(page)
+def tab_to(page: Page, condition: str) -> None:
     for _ in range(30):
         page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.classList.contains('face')"):
-            break
-    else:
-        raise AssertionError("no face box reached with Tab")
+        if page.evaluate(condition):
+            return
+    raise AssertionError(f"nothing where {condition} reached with Tab")
+
+
+def test_files_and_faces_are_reachable_by_keyboard(
+    open_page: OpenPage, ui_app: App, stored: dict[str, str]
+) -> None:
+    page = open_page("#/upload")
+    tab_to(page, "document.activeElement.id === 'upload-input'")  # the file picker, inside the drop zone
+    page.goto(page.url.split("#")[0] + f"#/image/{stored['t1.jpg']}")
+    wait_image_shown(page)
+    tab_to(page, "document.activeElement.classList.contains('face')")
     face_id = page.evaluate("document.activeElement.dataset.faceId")
     page.keyboard.press("Enter")
     assert_same_face_ranked_first(page, ui_app, face_id, stored["copy.jpg"])
