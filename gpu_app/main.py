@@ -24,7 +24,7 @@ from gpu_app.storage import ImageStorage, ObjectNotFoundError, StorageError
 PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 # Routes whose bodies are multipart uploads; every other body is small JSON.
-UPLOAD_PATHS = ("/upload-images/", "/search")
+UPLOAD_PATH, SEARCH_PATH = "/upload-images/", "/search"
 
 
 def create_app(
@@ -55,7 +55,7 @@ def create_app(
         exception_handlers={HTTPException: http_error, RequestValidationError: validation_error},
     )
     app.state.runtime = runtime
-    multipart_limit, json_limit = runtime.body_limits
+    limits = runtime.body_limits
     app.add_middleware(
         RequestGuard,
         policy=GuardPolicy(
@@ -64,8 +64,8 @@ def create_app(
             open_paths=PROBE_PATHS
             | ui.UI_PATHS
             | (DOCS_PATHS if runtime.settings.public_docs else frozenset()),
-            default_body_limit=json_limit,
-            body_limits=dict.fromkeys(UPLOAD_PATHS, multipart_limit),
+            default_body_limit=limits.json,
+            body_limits={UPLOAD_PATH: limits.upload, SEARCH_PATH: limits.search},
         ),
     )
 

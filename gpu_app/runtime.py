@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from gpu_app.config import Settings
 from gpu_app.engine import FaceEngine, load_engine
@@ -28,6 +28,12 @@ _INDEX_RETRY_SECONDS = 30.0
 # Multipart headers and boundaries per file part; the JSON cap of /process beyond its keys.
 _MULTIPART_PART_OVERHEAD = 16 * 1024
 _JSON_BODY_BASE = 64 * 1024
+
+
+class BodyLimits(NamedTuple):
+    upload: int
+    search: int
+    json: int
 
 
 class Runtime:
@@ -112,14 +118,16 @@ class Runtime:
                 self.service.retry_pending_index()
 
     @property
-    def body_limits(self) -> tuple[int, int]:
-        """(multipart cap, JSON cap) in bytes: every file the limits admit fits in the first; the
-        second holds MAX_FILES_PER_REQUEST keys of 1,024 characters, each \\uXXXX-escaped."""
+    def body_limits(self) -> BodyLimits:
+        """Body caps in bytes: every upload the file limits admit fits its cap, a search carries one
+        file, and JSON holds MAX_FILES_PER_REQUEST keys of 1,024 characters, each \\uXXXX-escaped."""
         settings = self.settings
-        multipart = settings.max_request_bytes or settings.max_files_per_request * (
-            settings.max_upload_bytes + _MULTIPART_PART_OVERHEAD
+        per_file = settings.max_upload_bytes + _MULTIPART_PART_OVERHEAD
+        return BodyLimits(
+            upload=settings.max_request_bytes or settings.max_files_per_request * per_file,
+            search=per_file,
+            json=_JSON_BODY_BASE + settings.max_files_per_request * 6 * 1024,
         )
-        return multipart, _JSON_BODY_BASE + settings.max_files_per_request * 6 * 1024
 
     def not_ready_reasons(self, *, detailed: bool = True) -> list[str]:
         """Why the service takes no work. Not `detailed`: a startup error may name paths or hosts,

@@ -56,7 +56,6 @@ async def health(
     service = runtime.service
     reasons = runtime.not_ready_reasons(detailed=verbose)
     settings = runtime.settings
-    multipart_limit, _ = runtime.body_limits
     body = HealthOut(
         status=runtime.state if runtime.state != "ready" else ("ok" if not reasons else "degraded"),
         ready=not reasons,
@@ -69,7 +68,7 @@ async def health(
         limits=Limits(
             max_files_per_request=settings.max_files_per_request,
             max_upload_bytes=settings.max_upload_bytes,
-            max_request_bytes=multipart_limit,
+            max_request_bytes=runtime.body_limits.upload,
             max_image_pixels=settings.max_image_pixels,
         ),
         model=ModelOut(loaded=False, pack=settings.model_pack, error=runtime.error if verbose else None),

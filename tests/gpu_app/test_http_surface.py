@@ -84,6 +84,13 @@ def test_a_declared_oversized_body_with_the_key_is_refused_unread(
     assert "above the limit" in json.loads(body)["detail"]
 
 
+def test_a_search_body_is_capped_at_one_file(tmp_path: Path) -> None:
+    app = create_app(app_settings(tmp_path, api_key="s3cret", max_upload_bytes=100_000))
+    headers = {"content-type": "multipart/form-data; boundary=x", "content-length": "1000000"} | KEY
+    assert call_asgi(app, "POST", "/search", headers)[::2] == (413, 0)  # uploads of 100 files may
+    assert call_asgi(app, "POST", "/upload-images/", headers)[0] != 413  # carry that much
+
+
 def streamed(total: int, chunk: int = 64 * 1024) -> Iterator[bytes]:
     """A body without Content-Length (chunked): the cap must count what actually arrives."""
     for start in range(0, total, chunk):
