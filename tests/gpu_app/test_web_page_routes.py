@@ -61,3 +61,11 @@ def test_image_file_of_an_unknown_or_deleted_image_is_404(make_client: Callable[
     gone = client.get(f"/images/{image_id}/file", headers=AUTH)
     assert gone.status_code == 404 and gone.json() == {"detail": f"no image {image_id}"}
     assert client.get("/images/not-an-id/file", headers=AUTH).status_code == 404
+
+
+def test_without_a_configured_key_nothing_asks_for_one(client: TestClient) -> None:
+    """`make serve` without API_KEY: the page and the image bytes need no header, like the rest."""
+    files = [("files", ("t1.jpg", sample_bytes(), "image/jpeg"))]
+    image_id = client.post("/upload-images/", files=files).json()["results"][0]["image_id"]
+    assert client.get("/ui/").status_code == 200
+    assert client.get(f"/images/{image_id}/file").content == sample_bytes()
