@@ -6,7 +6,8 @@ const API = new URL("../", document.baseURI);
 const KEY_STORAGE = "faces.apiKey";
 const UPLOADS_AT_ONCE = 2;
 const THUMB_SIZE = 96;
-const BITMAP_CACHE_SIZE = 24;
+const BLOB_CACHE_SIZE = 24;
+const DECODES_AT_ONCE = 2;
 
 // ---------- small helpers ---------------------------------------------------------------------
 const $ = (id) => document.getElementById(id);
@@ -97,21 +98,45 @@ async function loadLimits() {
   }
 }
 
-// Stored images as bitmaps (for thumbnails and the image view), few at a time.
-const bitmaps = new Map();
+// Stored images as they came (compressed: small), fetched once for the image view and thumbnails.
+const imageBlobs = new Map();
 function imageBlob(imageId) {
-  if (!bitmaps.has(imageId)) {
+  if (!imageBlobs.has(imageId)) {
     const entry = api(`images/${encodeURIComponent(imageId)}/file`, { as: "blob" });
-    entry.catch(() => bitmaps.delete(imageId));
-    bitmaps.set(imageId, entry);
-    if (bitmaps.size > BITMAP_CACHE_SIZE) bitmaps.delete(bitmaps.keys().next().value);
+    entry.catch(() => imageBlobs.delete(imageId));
+    imageBlobs.set(imageId, entry);
+    if (imageBlobs.size > BLOB_CACHE_SIZE) imageBlobs.delete(imageBlobs.keys().next().value);
   }
-  return bitmaps.get(imageId);
+  return imageBlobs.get(imageId);
 }
 
-/** Draws the face in `bbox` of `source` (blob or bitmap), with a margin, on a square canvas. */
-async function drawFace(canvas, source, bbox) {
-  const bitmap = source instanceof Blob ? await createImageBitmap(source) : source;
+// Decoded pixels are large (4 bytes a pixel): at most this many images decoded at once.
+let decodeSlots = DECODES_AT_ONCE;
+const decodeWaiters = [];
+async function withDecodeSlot(work) {
+  while (decodeSlots === 0) await new Promise((resolve) => decodeWaiters.push(resolve));
+  decodeSlots -= 1;
+  try {
+    return await work();
+  } finally {
+    decodeSlots += 1;
+    decodeWaiters.shift()?.();
+  }
+}
+
+/** Draws the face in `bbox` of the image `blob`, with a margin, on a square canvas. */
+function drawFace(canvas, blob, bbox) {
+  return withDecodeSlot(async () => {
+    const bitmap = await createImageBitmap(blob);
+    try {
+      cropFace(canvas, bitmap, bbox);
+    } finally {
+      bitmap.close();
+    }
+  });
+}
+
+function cropFace(canvas, bitmap, bbox) {
   const [x1, y1, x2, y2] = bbox;
   const side = Math.max(x2 - x1, y2 - y1) * 1.3;
   const cx = (x1 + x2) / 2;
@@ -120,8 +145,15 @@ async function drawFace(canvas, source, bbox) {
   ctx.fillStyle = "#e6e9ed";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.drawImage(bitmap, cx - side / 2, cy - side / 2, side, side, 0, 0, canvas.width, canvas.height);
-  if (source instanceof Blob) bitmap.close();
   canvas.dataset.drawn = "true";
+}
+
+/** A thumbnail that could not be drawn says why (tooltip and accessible name); the match stays. */
+function thumbFailed(canvas, err) {
+  const reason = `no thumbnail: ${err.message || "the image could not be decoded"}`;
+  canvas.title = reason;
+  canvas.setAttribute("aria-label", reason);
+  canvas.dataset.drawn = "failed";
 }
 
 function thumbCanvas(label) {
@@ -362,7 +394,9 @@ async function runSearch(form, queryThumb) {
 
 function querySection(query, i, queryThumb) {
   const thumb = thumbCanvas(`query face ${i + 1}`);
-  queryThumb(query).then((source) => source && drawFace(thumb, source, query.bbox)).catch(() => {});
+  queryThumb(query)
+    .then((blob) => drawFace(thumb, blob, query.bbox))
+    .catch((err) => thumbFailed(thumb, err));
   const list = h("ol", { class: "matches" }, ...query.matches.map(matchItem));
   return h(
     "section",
@@ -381,7 +415,7 @@ function matchItem(match, rank) {
   const thumb = thumbCanvas(`face ${match.face_id}`);
   imageBlob(match.image_id)
     .then((blob) => drawFace(thumb, blob, match.bbox))
-    .catch(() => {});
+    .catch((err) => thumbFailed(thumb, err));
   const href = `#/image/${encodeURIComponent(match.image_id)}?face=${encodeURIComponent(match.face_id)}`;
   return h(
     "li",
@@ -467,7 +501,7 @@ function start() {
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sessionStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
-    bitmaps.clear();
+    imageBlobs.clear();
     shownImage = null;
     showKeyState();
     route();
@@ -475,7 +509,7 @@ function start() {
   $("key-forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY_STORAGE);
     $("api-key").value = "";
-    bitmaps.clear();
+    imageBlobs.clear();
     showKeyState();
   });
   $("search-form").addEventListener("submit", (event) => event.preventDefault());

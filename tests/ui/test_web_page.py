@@ -206,7 +206,8 @@ def test_phone_width_fits_and_nothing_moves_while_images_load(
     face_id = page.locator("#image-box .face").first.get_attribute("data-face-id")
     page.evaluate(f"location.hash = '#/search?face={face_id}'")
     page.wait_for_function(
-        "() => [...document.querySelectorAll('#search-results .thumb')].every(c => c.dataset.drawn)"
+        "() => [...document.querySelectorAll('#search-results .thumb')]"
+        ".every(c => c.dataset.drawn === 'true')"
     )
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=screenshot_dir / "phone-search.png", full_page=True)
