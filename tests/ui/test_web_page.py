@@ -10,7 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.support.images import sample_bytes, sample_path
+import requests
+from PIL import Image
+
+from tests.support.images import encode, sample_bytes, sample_image, sample_path
 from tests.support.live_app import App
 from tests.ui.conftest import API_KEY, face_record, reencoded_sample
 
@@ -212,3 +215,32 @@ def test_phone_width_fits_and_nothing_moves_while_images_load(
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=screenshot_dir / "phone-search.png", full_page=True)
     assert page.evaluate("window.layoutShifts") == []
+
+
+def test_a_photo_turned_by_exif_shows_as_the_service_saw_it(
+    open_page: OpenPage, ui_app: App, stored: dict[str, str]
+) -> None:
+    """Boxes are in the service's (EXIF-applied) pixels: the browser must show and crop those pixels."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    turned = encode(sample_image().transpose(Image.Transpose.ROTATE_90), "JPEG", exif=exif.tobytes())
+    response = requests.post(
+        f"{ui_app.url}/upload-images/",
+        files=[("files", ("turned.jpg", turned, "image/jpeg"))],
+        headers={"X-API-Key": API_KEY},
+        timeout=120,
+    )
+    result = response.json()["results"][0]
+    page = open_page(f"#/image/{result['image_id']}")
+    wait_image_shown(page)
+    shown = page.eval_on_selector("#image-box img", "img => [img.naturalWidth, img.naturalHeight]")
+    assert shown == [result["width"], result["height"]] == list(sample_image().size)
+    decoded = page.evaluate(
+        """async ([id, key]) => {
+            const answer = await fetch(`../images/${id}/file`, { headers: { "X-API-Key": key } });
+            const bitmap = await createImageBitmap(await answer.blob());  // what thumbnails crop
+            return [bitmap.width, bitmap.height];
+        }""",
+        [result["image_id"], API_KEY],
+    )
+    assert decoded == shown
