@@ -233,6 +233,14 @@ module "ec2_gpu" {
   tags = local.tags
 }
 
+locals {
+  # Manifests uploaded under the S3 event prefix are read (counted) by the dispatcher too.
+  dispatcher_read_prefixes = concat(
+    var.dispatcher_read_prefixes,
+    var.enable_s3_event_notifications && var.s3_event_filter_prefix != "" ? [var.s3_event_filter_prefix] : [],
+  )
+}
+
 module "lambda" {
   source = "./modules/lambda"
 
@@ -248,7 +256,9 @@ module "lambda" {
 
   input_bucket_name           = module.s3.input_bucket_name
   input_bucket_arn            = module.s3.input_bucket_arn
-  input_read_prefixes         = var.dispatcher_read_prefixes
+  input_read_prefixes         = local.dispatcher_read_prefixes
+  s3_event_prefix             = var.s3_event_filter_prefix
+  event_batch_threshold       = var.s3_event_images_batch_threshold
   gpu_compute_max_vcpus       = var.batch_gpu_max_vcpus
   cpu_compute_max_vcpus       = var.batch_cpu_max_vcpus
   output_bucket_name          = module.s3.output_bucket_name

@@ -245,6 +245,13 @@ variable "s3_event_filter_prefix" {
   nullable    = false
 }
 
+variable "s3_event_images_batch_threshold" {
+  type        = number
+  description = "Images of one event delivery above this count go to a face_embedding Batch job through a manifest, not to the GPU instance (EVENT_IMAGES_BATCH_THRESHOLD)."
+  default     = 200
+  nullable    = false
+}
+
 variable "s3_event_filter_suffix" {
   type        = string
   description = "Key suffix that raises events (empty: any), for example .json for manifests."

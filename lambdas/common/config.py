@@ -40,6 +40,8 @@ class DispatcherConfig:
     min_memory: int
     images_per_child: int
     input_read_prefixes: tuple[str, ...]
+    s3_event_prefix: str
+    event_batch_threshold: int
     controller_function_name: str
     idempotency_table: str
     dead_letter_queue_url: str

@@ -41,6 +41,10 @@ DISPATCHER: Final[dict[str, str | None]] = {
     # Comma-separated key prefixes whose objects the dispatcher may read (Terraform:
     # dispatcher_read_prefixes, which also scopes its s3:GetObject); empty: any key.
     "INPUT_READ_PREFIXES": "",
+    # S3 event notifications (Terraform: s3_event_filter_prefix): objects outside it are refused.
+    "S3_EVENT_PREFIX": "incoming/",
+    # Images of one delivery above this count go to a face_embedding Batch job, not the GPU instance.
+    "EVENT_BATCH_THRESHOLD": "200",
     "CONTROLLER_FUNCTION_NAME": None,
     "IDEMPOTENCY_TABLE": None,
     "DEAD_LETTER_QUEUE_URL": None,

@@ -120,8 +120,10 @@ def submit_job(
     resources: JobResources,
     environment: Mapping[str, str],
     array_size: int | None = None,
+    command: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """SubmitJob with container overrides; an array job when `array_size` is given."""
+    """SubmitJob with container overrides; an array job when `array_size` is given; `command`
+    replaces the definition's (one job image runs several entry points)."""
     request: dict[str, Any] = {
         "jobName": name,
         "jobQueue": queue,
@@ -131,6 +133,8 @@ def submit_job(
             "environment": [{"name": key, "value": value} for key, value in environment.items()],
         },
     }
+    if command is not None:
+        request["containerOverrides"]["command"] = list(command)
     if array_size is not None:
         request["arrayProperties"] = {"size": array_size}
     response = client("batch").submit_job(**request)

@@ -1,4 +1,5 @@
-"""Dispatching: SNS records or a direct invocation become trigger executions, each exactly once."""
+"""Dispatching: SNS (or SQS) records or a direct invocation become trigger executions, each exactly
+once; S3 event notifications among them are routed by object (lambdas/dispatcher/s3_events.py)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from lambdas.common.aws import client
 from lambdas.common.cache import per_container
 from lambdas.common.config import dispatcher_config
 from lambdas.common.log import logger
-from lambdas.common.models import TriggerMessage, cut_to_depth
+from lambdas.common.models import TriggerMessage, cut_to_depth, decode_message
 from lambdas.common.validation import InvalidMessageError
 from lambdas.dispatcher.dead_letter import dead_letter
+from lambdas.dispatcher.s3_events import S3Notification, as_s3_notification, process_notifications
 from lambdas.dispatcher.triggers import TRIGGER_REGISTRY, DispatchContext
 
 # SNS redelivers within minutes and Lambda retries an asynchronous event for up to 6 hours; a day
@@ -136,31 +138,69 @@ def process_message(raw: str, message_id: str) -> dict[str, Any]:
         )
 
 
+def _sqs_message(body: str, message_id: str) -> tuple[str, str]:
+    """An SQS body: an SNS envelope (unless raw delivery) holding the message, or the message itself."""
+    try:
+        envelope = json.loads(body)
+    except (ValueError, RecursionError):
+        return body, message_id
+    if not isinstance(envelope, dict) or envelope.get("Type") != "Notification":
+        return body, message_id
+    if isinstance(envelope.get("Message"), str):
+        return envelope["Message"], str(envelope.get("MessageId") or message_id)
+    return body, message_id
+
+
 def deliveries(event: Any, context: LambdaContext) -> list[tuple[str, str]]:
-    """(raw message, message id) pairs: one per SNS record, or the direct invocation's event itself.
+    """(raw message, message id) pairs: one per SNS (or SQS) record, or the direct invocation's event
+    itself (an S3 event S3 sends straight to the function is one such).
 
     Lambda keeps the request id across its retries of an asynchronous invocation, so it identifies a
     direct invocation as SNS's MessageId identifies a delivery.
     """
-    if isinstance(event, dict) and isinstance(event.get("Records"), list):
-        return [(record.sns.message, record.sns.message_id) for record in SNSEvent(event).records]
+    records = event.get("Records") if isinstance(event, dict) else None
+    if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
+        if all(r.get("EventSource") == "aws:sns" for r in records):
+            return [(record.sns.message, record.sns.message_id) for record in SNSEvent(event).records]
+        if all(r.get("eventSource") == "aws:sqs" for r in records):
+            return [_sqs_message(str(r.get("body", "")), str(r.get("messageId", ""))) for r in records]
     # An event too deep to serialise is cut (the parse then refuses it for its depth, with a reason).
     return [(json.dumps(cut_to_depth(event)), context.aws_request_id)]
+
+
+def s3_notification(raw: str, message_id: str) -> S3Notification | None:
+    """The S3 event notification this delivery is, or None (a job message, or not decodable)."""
+    try:
+        decoded = decode_message(raw)
+    except InvalidMessageError:
+        return None
+    return as_s3_notification(decoded, message_id)
 
 
 def handle_event(event: Any, context: LambdaContext) -> dict[str, Any]:
     IDEMPOTENCY.register_lambda_context(context)
     results: list[dict[str, Any]] = []
     failed: list[str] = []
+    notifications: list[S3Notification] = []
     # Records are independent: one's transient failure must not stop the others, and the retry that
     # follows skips those already done thanks to idempotency.
     for raw, message_id in deliveries(event, context):
         logger.set_correlation_id(message_id)
+        notification = s3_notification(raw, message_id)
+        if notification is not None:
+            notifications.append(notification)  # routed together below: one delivery, one group of images
+            continue
         try:
             results.append(process_message(raw, message_id))
         except Exception:
             logger.exception("transient failure, the event will be retried", extra={"message_id": message_id})
             failed.append(message_id)
+    if notifications:
+        try:
+            results.extend(process_notifications(notifications, context))
+        except Exception:
+            logger.exception("transient failure routing S3 events, the event will be retried")
+            failed.extend(notification.delivery_id for notification in notifications)
     if failed:
         raise RetryableDispatchError(f"{len(failed)} record(s) failed transiently: {', '.join(failed)}")
     return {"results": results}

@@ -74,6 +74,8 @@ locals {
       MIN_MEMORY                = tostring(var.job_min_memory)
       IMAGES_PER_CHILD          = tostring(var.images_per_child)
       INPUT_READ_PREFIXES       = join(",", var.input_read_prefixes)
+      S3_EVENT_PREFIX           = var.s3_event_prefix
+      EVENT_BATCH_THRESHOLD     = tostring(var.event_batch_threshold)
       CONTROLLER_FUNCTION_NAME  = local.function_names["controller"]
       IDEMPOTENCY_TABLE         = var.idempotency_table_name
       DEAD_LETTER_QUEUE_URL     = var.trigger_dlq_url
@@ -211,6 +213,13 @@ data "aws_iam_policy_document" "dispatcher" {
       actions   = ["s3:GetObject"]
       resources = [for prefix in var.input_read_prefixes : "${var.input_bucket_arn}/${prefix}*"]
     }
+  }
+
+  statement {
+    # The manifest of a large group of uploaded images (lambdas/dispatcher/s3_events.py).
+    sid       = "WriteEventManifests"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.input_bucket_arn}/manifests/s3-events/*"]
   }
 
   statement {

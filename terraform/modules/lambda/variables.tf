@@ -183,6 +183,25 @@ variable "input_read_prefixes" {
   }
 }
 
+variable "s3_event_prefix" {
+  type        = string
+  description = "Key prefix of the input bucket's S3 event notifications (S3_EVENT_PREFIX): objects outside it are dead-lettered."
+  default     = "incoming/"
+  nullable    = false
+}
+
+variable "event_batch_threshold" {
+  type        = number
+  description = "Images of one event delivery above this count go to a face_embedding Batch job (EVENT_BATCH_THRESHOLD)."
+  default     = 200
+  nullable    = false
+
+  validation {
+    condition     = var.event_batch_threshold >= 0 && floor(var.event_batch_threshold) == var.event_batch_threshold
+    error_message = "event_batch_threshold must be a whole number, 0 or more."
+  }
+}
+
 variable "output_bucket_name" {
   type        = string
   description = "Output bucket (ML_OUTPUT_BUCKET, passed on to jobs)."

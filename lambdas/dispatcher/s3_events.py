@@ -1,0 +1,321 @@
+"""S3 event notifications as work: images to the GPU instance (or a Batch job when many), `.jsonl`
+manifests to a bulk embedding job, videos to a video job; anything else dead-lettered with its reason.
+
+Events arrive wrapped in SNS (the Terraform wiring: bucket -> trigger topic -> dispatcher), directly
+from S3 to the function, or from an SQS queue (SNS envelopes or raw events). Every object is claimed
+in the idempotency table by bucket + key + ETag + sequencer before it is routed, so a duplicate
+delivery of one event never processes the object twice; a transient failure releases the claims
+and the delivery is retried.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import PurePosixPath
+from typing import Any, Final
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemAlreadyExistsError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.common.aws import client
+from lambdas.common.cache import per_container
+from lambdas.common.config import DispatcherConfig, dispatcher_config
+from lambdas.common.log import logger
+from lambdas.common.models import MAX_FILES_PER_REQUEST, ControllerRequest, Metadata, TriggerMessage
+from lambdas.common.validation import InvalidMessageError, plain_key
+from lambdas.dispatcher.batch import JobResources, job_environment, job_name, output_prefix, submit_job
+from lambdas.dispatcher.dead_letter import dead_letter
+from lambdas.dispatcher.triggers.base import DispatchContext
+from lambdas.dispatcher.triggers.face_embedding import IMAGE_EXTENSIONS, FaceEmbeddingTrigger
+
+MANIFEST_EXTENSIONS: Final = (".jsonl",)
+VIDEO_EXTENSIONS: Final = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+# Where the dispatcher writes the manifest of a large group of uploaded images (the embedding job
+# reads it from the input bucket); outside the event prefix, so writing it raises no event.
+EVENT_MANIFEST_PREFIX: Final = "manifests/s3-events/"
+# Who asked, as jobs and the controller's logs show it.
+EVENT_METADATA: Final = Metadata(user="s3-event", project="s3-events", experiment="incoming")
+VIDEO_COMMAND: Final = ("python", "-m", "gpu_app.batch", "video")
+
+
+@dataclasses.dataclass(frozen=True)
+class S3Object:
+    """One ObjectCreated record, its key decoded (S3 URL-encodes keys in events, a space as '+')."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    sequencer: str
+    event_name: str
+    record: Mapping[str, Any]
+
+    @property
+    def identity(self) -> str:
+        # The sequencer orders events of one key; with the ETag it tells a re-upload from a redelivery.
+        return f"s3object:{self.bucket}/{self.key}:{self.etag}:{self.sequencer}"
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.key).suffix.lower()
+
+
+@dataclasses.dataclass
+class S3Notification:
+    """What one delivery held: its object records, or an `s3:TestEvent` (nothing to do)."""
+
+    delivery_id: str
+    objects: list[S3Object]
+    test_event: bool = False
+
+
+def is_s3_record(record: Any) -> bool:
+    return isinstance(record, Mapping) and record.get("eventSource") == "aws:s3"
+
+
+def as_s3_notification(decoded: Any, delivery_id: str) -> S3Notification | None:
+    """The S3 notification in a decoded message, or None if it is not one (then it is a job message)."""
+    if not isinstance(decoded, Mapping):
+        return None
+    if decoded.get("Event") == "s3:TestEvent" and decoded.get("Service") == "Amazon S3":
+        return S3Notification(delivery_id, [], test_event=True)
+    records = decoded.get("Records")
+    if not isinstance(records, list) or not records or not all(is_s3_record(r) for r in records):
+        return None
+    return S3Notification(delivery_id, [parse_record(record) for record in records])
+
+
+def parse_record(record: Mapping[str, Any]) -> S3Object:
+    s3 = record.get("s3") if isinstance(record.get("s3"), Mapping) else {}
+    bucket = s3.get("bucket") if isinstance(s3.get("bucket"), Mapping) else {}
+    item = s3.get("object") if isinstance(s3.get("object"), Mapping) else {}
+    size = item.get("size", 0)
+    return S3Object(
+        bucket=str(bucket.get("name", "")),
+        key=unquote_plus(str(item.get("key", ""))),
+        size=size if isinstance(size, int) and not isinstance(size, bool) else 0,
+        etag=str(item.get("eTag", "")),
+        sequencer=str(item.get("sequencer", "")),
+        event_name=str(record.get("eventName", "")),
+        record=record,
+    )
+
+
+@per_container
+def _claims() -> DynamoDBPersistenceLayer:
+    """The idempotency table, used per object rather than per function call."""
+    from lambdas.dispatcher.service import IDEMPOTENCY  # one configuration for every record kind
+
+    persistence = DynamoDBPersistenceLayer(
+        table_name=dispatcher_config().idempotency_table, boto3_client=client("dynamodb")
+    )
+    persistence.configure(IDEMPOTENCY, key_prefix="dispatcher.s3_object")
+    return persistence
+
+
+def _record_data(item: S3Object) -> dict[str, str]:
+    return {"idempotency_key": item.identity}
+
+
+class ObjectClaims:
+    """Claims objects for this invocation; releases them all if the work fails, settles them if it is done."""
+
+    def __init__(self, context: LambdaContext) -> None:
+        self.context = context
+        self.claimed: list[S3Object] = []
+
+    def claim(self, item: S3Object) -> bool:
+        try:
+            _claims().save_inprogress(
+                data=_record_data(item), remaining_time_in_millis=self.context.get_remaining_time_in_millis()
+            )
+        except IdempotencyItemAlreadyExistsError:
+            logger.info("duplicate S3 event skipped", extra={"object": item.identity})
+            return False
+        self.claimed.append(item)
+        return True
+
+    def settle(self, items: Iterable[S3Object], result: dict[str, Any]) -> None:
+        for item in items:
+            _claims().save_success(data=_record_data(item), result=result)
+            self.claimed.remove(item)
+
+    def release_unsettled(self, exception: Exception) -> None:
+        for item in self.claimed:
+            _claims().delete_record(data=_record_data(item), exception=exception)
+        self.claimed.clear()
+
+
+def refusal(item: S3Object, config: DispatcherConfig) -> InvalidMessageError | None:
+    """Why this object can never be processed, or None."""
+    if not item.event_name.startswith("ObjectCreated:"):
+        return InvalidMessageError(
+            f"S3 event {item.event_name!r} for {item.key!r}: only ObjectCreated events are processed",
+            "UnsupportedEvent",
+        )
+    if item.bucket != config.ml_input_bucket:
+        return InvalidMessageError(
+            f"object {item.key!r} is in bucket {item.bucket!r}, "
+            f"not the input bucket {config.ml_input_bucket!r}",
+            "WrongBucket",
+        )
+    try:
+        plain_key(item.key, "S3 event object key")
+    except InvalidMessageError as error:
+        return error
+    if not item.key.startswith(config.s3_event_prefix):
+        return InvalidMessageError(
+            f"object {item.key!r} is outside the event prefix {config.s3_event_prefix!r}",
+            "OutsideEventPrefix",
+        )
+    if item.suffix not in (*IMAGE_EXTENSIONS, *MANIFEST_EXTENSIONS, *VIDEO_EXTENSIONS):
+        known = ", ".join((*IMAGE_EXTENSIONS, *MANIFEST_EXTENSIONS, *VIDEO_EXTENSIONS))
+        return InvalidMessageError(
+            f"object {item.key!r} has type {item.suffix or '(no extension)'!r}, which is not processed; "
+            f"known: {known}",
+            "UnsupportedObjectType",
+        )
+    if item.size == 0:
+        return InvalidMessageError(f"object {item.key!r} is empty (0 bytes)", "EmptyObject")
+    return None
+
+
+def _digest(items: Sequence[S3Object]) -> str:
+    joined = "\n".join(sorted(item.identity for item in items))
+    return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _invoke_controller(config: DispatcherConfig, request: ControllerRequest) -> dict[str, Any]:
+    response = client("lambda").invoke(
+        FunctionName=config.controller_function_name,
+        InvocationType="Event",
+        Payload=json.dumps(request.as_payload()).encode("utf-8"),
+    )
+    return {"controller": config.controller_function_name, "status_code": response["StatusCode"]}
+
+
+def route_images(images: Sequence[S3Object], config: DispatcherConfig) -> dict[str, Any]:
+    """Few images: one start_and_process per MAX_FILES_PER_REQUEST keys. Many (over
+    EVENT_BATCH_THRESHOLD): a manifest and one face_embedding Batch job."""
+    keys = [item.key for item in images]
+    if len(keys) <= config.event_batch_threshold:
+        invocations = [
+            _invoke_controller(
+                config,
+                ControllerRequest(
+                    action="start_and_process",
+                    files=tuple(keys[start : start + MAX_FILES_PER_REQUEST]),
+                    metadata=EVENT_METADATA,
+                ),
+            )
+            for start in range(0, len(keys), MAX_FILES_PER_REQUEST)
+        ]
+        return {"route": "gpu_instance", "files": keys, "invocations": invocations}
+    digest = _digest(images)
+    manifest_key = f"{EVENT_MANIFEST_PREFIX}{digest[:32]}.jsonl"
+    body = "".join(json.dumps({"key": key}) + "\n" for key in keys)
+    client("s3").put_object(
+        Bucket=config.ml_input_bucket,
+        Key=manifest_key,
+        Body=body.encode("utf-8"),
+        ContentType="application/x-ndjson",
+    )
+    job = _embedding_job(manifest_key, config, f"s3-images:{digest}")
+    return {"route": "face_embedding", "files": keys, "manifest_key": manifest_key, "job": job}
+
+
+def _embedding_job(manifest_key: str, config: DispatcherConfig, idempotency_key: str) -> dict[str, Any]:
+    """The face_embedding trigger itself, so an event-made job is validated and sized like a message's."""
+    message = TriggerMessage(
+        trigger_type=FaceEmbeddingTrigger.trigger_type,
+        data={"manifest_key": manifest_key},
+        metadata=EVENT_METADATA,
+        idempotency_key=None,
+    )
+    return FaceEmbeddingTrigger(message, DispatchContext(config, idempotency_key, idempotency_key)).execute()
+
+
+def route_manifest(item: S3Object, config: DispatcherConfig) -> dict[str, Any]:
+    return {"route": "face_embedding", "job": _embedding_job(item.key, config, item.identity)}
+
+
+def route_video(item: S3Object, config: DispatcherConfig) -> dict[str, Any]:
+    """A video job on the GPU queue (`python -m gpu_app.batch video`), resumable per segment."""
+    resources = JobResources.parse({}, config)
+    name = job_name(f"video-{PurePosixPath(item.key).stem}", EVENT_METADATA, item.identity)
+    prefix = output_prefix(EVENT_METADATA, name)
+    job = submit_job(
+        name=name,
+        queue=resources.queue(config),
+        definition=config.embed_job_definition_gpu,
+        resources=resources,
+        environment=job_environment(
+            config, resources, EVENT_METADATA, prefix, {"VIDEO_KEY": item.key, "VIDEO_BYTES": str(item.size)}
+        ),
+        command=VIDEO_COMMAND,
+    )
+    return {"route": "video", "job": job}
+
+
+def reject_object(
+    item: S3Object, error: InvalidMessageError, delivery_id: str, config: DispatcherConfig
+) -> dict[str, Any]:
+    dead_letter_id = dead_letter(config.dead_letter_queue_url, error, delivery_id, json.dumps(item.record))
+    logger.warning(
+        "S3 object rejected",
+        extra={"key": item.key, "reason": error.reason, "error_type": error.error_type, "id": dead_letter_id},
+    )
+    return {"status": "rejected", "key": item.key, "error_type": error.error_type, "reason": error.reason}
+
+
+def route_object(item: S3Object, delivery_id: str, config: DispatcherConfig) -> dict[str, Any]:
+    """A manifest or video routed alone, or the object dead-lettered with the reason it cannot be."""
+    try:
+        error = refusal(item, config)
+        if error is not None:
+            raise error
+        manifest = item.suffix in MANIFEST_EXTENSIONS
+        routed = route_manifest(item, config) if manifest else route_video(item, config)
+    except InvalidMessageError as error:  # also a manifest found bad while counting it
+        return reject_object(item, error, delivery_id, config)
+    return {"status": "dispatched", "key": item.key, **routed}
+
+
+def process_notifications(
+    notifications: Sequence[S3Notification], context: LambdaContext
+) -> list[dict[str, Any]]:
+    """Route every object of these deliveries, images of all of them together (one start_and_process)."""
+    config = dispatcher_config()
+    results: list[dict[str, Any]] = []
+    claims = ObjectClaims(context)
+    try:
+        images: list[S3Object] = []
+        for notification in notifications:
+            if notification.test_event:
+                logger.info("s3:TestEvent acknowledged", extra={"delivery": notification.delivery_id})
+                results.append({"status": "acknowledged", "event": "s3:TestEvent"})
+                continue
+            for item in notification.objects:
+                if not claims.claim(item):
+                    results.append({"status": "duplicate", "key": item.key})
+                elif item.suffix in IMAGE_EXTENSIONS and refusal(item, config) is None:
+                    images.append(item)
+                else:
+                    result = route_object(item, notification.delivery_id, config)
+                    claims.settle([item], result)
+                    results.append(result)
+        if images:
+            result = {"status": "dispatched", **route_images(images, config)}
+            claims.settle(images, result)
+            results.append(result)
+    except Exception as exc:
+        # Nothing half-done stays claimed: the retried delivery routes those objects again, while
+        # the ones already routed (settled) are skipped as duplicates.
+        claims.release_unsettled(exc)
+        raise
+    return results
