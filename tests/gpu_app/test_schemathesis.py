@@ -29,6 +29,9 @@ from tests.support.live_app import app_env, run_app
 API_KEY = "fuzz-key"
 HEADERS = {"X-API-Key": API_KEY}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# Invalid cases may carry random headers. These frame the request: the client sets them, and a
+# malformed one is refused by the HTTP server (uvicorn's plain-text 400) before the app sees it.
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "host", "connection"})
 EXAMPLES_PER_OPERATION = 30  # per operation and mode (valid, invalid)
 
 
@@ -67,6 +70,8 @@ def test_every_operation_answers_as_documented(api_schema: schemathesis.BaseSche
             suppress_health_check=list(HealthCheck),
         )
         def exercise(case: schemathesis.Case) -> None:
+            if case.headers:
+                case.headers = {k: v for k, v in case.headers.items() if k.lower() not in FRAMING_HEADERS}
             case.call_and_validate(headers=HEADERS, checks=CHECKS, timeout=60)
 
         try:
