@@ -32,7 +32,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # Invalid cases may carry random headers. These frame the request: the client sets them, and a
 # malformed one is refused by the HTTP server (uvicorn's plain-text 400) before the app sees it.
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "host", "connection"})
-EXAMPLES_PER_OPERATION = 30  # per operation and mode (valid, invalid)
+EXAMPLES_PER_OPERATION = 60  # per operation and mode (valid, invalid)
 
 
 @pytest.fixture(scope="module")
