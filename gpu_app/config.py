@@ -38,9 +38,7 @@ class Settings(BaseSettings):
     api_key_refresh_seconds: float = Field(
         30.0, gt=0, description="Seconds between re-reads of API_KEY_SSM_PARAMETER (a rotation's delay)"
     )
-    public_docs: bool = Field(
-        False, description="Serve /docs, /redoc and /openapi.json without the API key"
-    )
+    public_docs: bool = Field(False, description="Serve /docs, /redoc and /openapi.json without the API key")
 
     # --- model ---------------------------------------------------------------------------------
     model_root: str = Field("~/.insightface", description="InsightFace model root (holds models/<pack>)")
