@@ -1,4 +1,4 @@
-"""`python -m gpu_app.batch embed | run-script | cleanup-cache`; flags default to environment variables.
+"""`python -m gpu_app.batch embed | run-script | video | cleanup-cache`; flags default to the environment.
 
 Exit codes: 0 success; 1 failed work (see each command); 2 configuration error (the message says
 what to set); 143 stopped by SIGTERM after a checkpoint (embed); run-script exits with the script's code.
@@ -64,6 +64,23 @@ def cmd_run_script(args: argparse.Namespace) -> int:
         workspace=Path(args.workspace) if args.workspace else None,
     )
     return run_script(config)
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from gpu_app.batch.video import VideoJobConfig, run_video
+
+    return run_video(
+        VideoJobConfig(
+            input_bucket=args.input_bucket or "",
+            output_bucket=args.output_bucket or "",
+            output_prefix=args.output_prefix or "",
+            video_key=args.video_key or "",
+            sample_rate=args.sample_rate,
+            segment_seconds=args.segment_seconds,
+            max_seconds=args.max_seconds,
+            collection=args.collection,
+        )
+    )
 
 
 def cmd_cleanup_cache(args: argparse.Namespace) -> int:
@@ -152,6 +169,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     script.add_argument("--workspace", default=_env("WORKSPACE_DIR"), help="default: a new temporary folder")
     script.set_defaults(func=cmd_run_script)
+
+    video = sub.add_parser("video", help="turn VIDEO_KEY into face tracks, resumable per segment")
+    _buckets(video)
+    video.add_argument("--video-key", default=_env("VIDEO_KEY"), help="env VIDEO_KEY")
+    video.add_argument(
+        "--sample-rate",
+        type=float,
+        default=_env("VIDEO_SAMPLE_RATE", "2"),
+        help="frames/s (env VIDEO_SAMPLE_RATE)",
+    )
+    video.add_argument(
+        "--segment-seconds",
+        type=float,
+        default=_env("VIDEO_SEGMENT_SECONDS", "60"),
+        help="checkpoint every this many seconds of video (env VIDEO_SEGMENT_SECONDS)",
+    )
+    video.add_argument(
+        "--max-seconds", type=float, default=_env("VIDEO_MAX_SECONDS", "14400"), help="env VIDEO_MAX_SECONDS"
+    )
+    video.add_argument("--collection", default=_env("COLLECTION", "default"), help="env COLLECTION")
+    video.set_defaults(func=cmd_video)
 
     cache = sub.add_parser("cleanup-cache", help="empty the model cache directory")
     cache.add_argument(
