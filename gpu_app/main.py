@@ -16,7 +16,7 @@ from gpu_app.engine import FaceEngine
 from gpu_app.index import VectorIndex, VectorIndexError
 from gpu_app.middleware import GuardPolicy, RequestGuard
 from gpu_app.responses import AsciiJSONResponse, http_error, validation_error
-from gpu_app.routers import faces, health, image_files, images, jobs, search, ui
+from gpu_app.routers import faces, health, image_files, images, jobs, search, ui, videos
 from gpu_app.runtime import Runtime
 from gpu_app.storage import ImageStorage, ObjectNotFoundError, StorageError
 
@@ -93,7 +93,7 @@ def create_app(
         return response
 
     routers = (health.public, health.protected, images.router, image_files.router, search.router)
-    for router in (*routers, faces.router, jobs.router, ui.router):
+    for router in (*routers, faces.router, jobs.router, videos.router, ui.router):
         app.include_router(router)
     return app
 

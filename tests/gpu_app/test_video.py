@@ -5,6 +5,7 @@ search with a still of the person names the video and when they appear."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -185,3 +186,52 @@ def test_truncated_over_long_and_unsupported_videos_are_refused(
     with pytest.raises(VideoRejectedError) as raised:
         run(text, engine, index, outputs)
     assert raised.value.error_type == "UnsupportedVideo"
+
+
+def _wait_video(client: Any, video_job_id: str) -> dict[str, Any]:
+    for _ in range(600):  # bounded: 60 s at most
+        body: dict[str, Any] = client.get(f"/videos/{video_job_id}").json()
+        if body["status"] in ("succeeded", "failed"):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"video job {video_job_id} still {body['status']}")
+
+
+def test_videos_route_processes_a_stored_video_and_search_names_the_time_ranges(
+    client: Any, clip: Path, crops: list[np.ndarray], tmp_path: Path
+) -> None:
+    key = "incoming/route clip.mp4"
+    storage = LocalStorage(tmp_path / "images")  # the app's storage (app_settings' local_storage_dir)
+    storage.put(key, clip.read_bytes())
+    accepted = client.post("/videos", json={"key": key})
+    assert accepted.status_code == 202, accepted.text
+    done = _wait_video(client, accepted.json()["video_job_id"])
+    assert done["status"] == "succeeded", done
+    assert done["progress"]["segments_done"] == done["progress"]["segments"] == 1
+    assert len(done["result"]["tracks"]) == 2
+    assert storage.get(done["result_prefix"] + RESULT_NAME)
+    _, still = cv2.imencode(".jpg", crops[0])
+    found = client.post(
+        "/search", files={"file": ("still.jpg", still.tobytes(), "image/jpeg")}, data={"k": "1"}
+    )
+    assert found.status_code == 200, found.text
+    (match,) = found.json()["queries"][0]["matches"]
+    assert match["storage_key"] == f"{key}#t=0,1.5;3.5,4.5"
+
+
+def test_videos_route_refuses_with_reasons(client: Any, tmp_path: Path) -> None:
+    assert client.post("/videos", json={"key": "incoming/notes.txt"}).status_code == 422
+    missing = _wait_video(
+        client, client.post("/videos", json={"key": "incoming/none.mp4"}).json()["video_job_id"]
+    )
+    assert missing["status"] == "failed" and missing["error_type"] == "InputNotFound"
+    LocalStorage(tmp_path / "images").put("incoming/empty.mp4", b"")
+    empty = _wait_video(
+        client, client.post("/videos", json={"key": "incoming/empty.mp4"}).json()["video_job_id"]
+    )
+    assert empty["status"] == "failed" and empty["error_type"] == "EmptyVideo"
+
+
+def test_videos_route_refuses_keys_outside_the_storage(client: Any) -> None:
+    refused = client.post("/videos", json={"key": "../outside.mp4"})
+    assert refused.status_code == 422, refused.text
