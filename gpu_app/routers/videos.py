@@ -117,6 +117,14 @@ class VideoWorker:
 
     def _process(self, job: VideoJob) -> dict[str, Any]:
         service = self.service
+        service.activity.begin()  # the idle stopper must not stop the instance mid-video
+        try:
+            return self._process_busy(job)
+        finally:
+            service.activity.end()
+
+    def _process_busy(self, job: VideoJob) -> dict[str, Any]:
+        service = self.service
         data = service.storage.get(job.request.key)
         with tempfile.TemporaryDirectory(prefix="video-") as folder:
             path = Path(folder) / f"input{PurePosixPath(job.request.key).suffix.lower()}"

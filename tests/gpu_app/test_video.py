@@ -235,3 +235,23 @@ def test_videos_route_refuses_with_reasons(client: Any, tmp_path: Path) -> None:
 def test_videos_route_refuses_keys_outside_the_storage(client: Any) -> None:
     refused = client.post("/videos", json={"key": "../outside.mp4"})
     assert refused.status_code == 422, refused.text
+
+
+def test_a_running_video_counts_as_work_for_the_idle_stopper(client: Any, clip: Path, tmp_path: Path) -> None:
+    LocalStorage(tmp_path / "images").put("incoming/busy.mp4", clip.read_bytes())
+    service = client.app.state.runtime.service
+    busy: list[int] = []
+    original = service.index.add
+
+    def add_while_watching(records: Any) -> None:  # called inside the video's processing
+        busy.append(client.get("/health").json()["jobs_in_progress"])
+        original(records)
+
+    service.index.add = add_while_watching
+    try:
+        submit = client.post("/videos", json={"key": "incoming/busy.mp4"})
+        assert _wait_video(client, submit.json()["video_job_id"])["status"] == "succeeded"
+    finally:
+        service.index.add = original
+    assert busy == [1]
+    assert client.get("/health").json()["jobs_in_progress"] == 0
