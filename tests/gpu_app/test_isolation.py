@@ -53,7 +53,7 @@ class GatedEngine:
         return self._engine.analyze(images)
 
     def analyze_each(self, images: Sequence[np.ndarray]) -> list[ImageFaces]:
-        self.open.wait(30)
+        self.open.wait(600)
         self.rounds.append(len(images))
         return self._engine.analyze_each(images)
 
@@ -82,13 +82,15 @@ def test_one_hostile_caller_among_thirty_fails_alone(engine: InsightFaceEngine, 
     try:
         with ThreadPoolExecutor(max_workers=30) as pool:
             futures = [pool.submit(batching.analyze, [hostile_array() if i == 17 else t1]) for i in range(30)]
+            deadline = time.monotonic() + 600
             while batching.waiting < 29:  # all but the one the gated round holds are queued
+                assert time.monotonic() < deadline, "the callers never queued up"
                 time.sleep(0.01)
             gated.open.set()
             outcomes = []
             for future in futures:
                 try:
-                    outcomes.append(future.result(60))
+                    outcomes.append(future.result(600))
                 except Exception as exc:
                     outcomes.append(exc)
     finally:
@@ -183,7 +185,7 @@ def test_an_async_job_holding_it_stores_the_others(loose_client: TestClient, tmp
         **{"async": "true"},
     )
     assert code == 202
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while (state := loose_client.get(f"/jobs/{job['job_id']}").json())["status"] not in (
         "succeeded",
         "failed",
