@@ -259,6 +259,7 @@ module "lambda" {
   input_read_prefixes         = local.dispatcher_read_prefixes
   s3_event_prefix             = var.s3_event_filter_prefix
   event_batch_threshold       = var.s3_event_images_batch_threshold
+  video_instance_max_bytes    = var.s3_event_video_instance_max_bytes
   gpu_compute_max_vcpus       = var.batch_gpu_max_vcpus
   cpu_compute_max_vcpus       = var.batch_cpu_max_vcpus
   output_bucket_name          = module.s3.output_bucket_name

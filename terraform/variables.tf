@@ -252,6 +252,13 @@ variable "s3_event_images_batch_threshold" {
   nullable    = false
 }
 
+variable "s3_event_video_instance_max_bytes" {
+  type        = number
+  description = "Videos uploaded under the event prefix up to this size are processed on the GPU instance (POST /videos); larger ones by a Batch video job (VIDEO_INSTANCE_MAX_BYTES)."
+  default     = 209715200
+  nullable    = false
+}
+
 variable "s3_event_filter_suffix" {
   type        = string
   description = "Key suffix that raises events (empty: any), for example .json for manifests."

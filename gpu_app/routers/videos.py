@@ -1,7 +1,7 @@
 """`POST /videos`: turn a stored video into face tracks on this instance (short videos; long ones go
 to the Batch `video` job), asynchronously; `GET /videos/{video_job_id}` reports progress and result.
 
-Outputs go to the app's storage under `videos/<video id>/` (result.json, thumbnails, per-segment
+Outputs go to the app's storage under `<S3_UPLOAD_PATH>/videos/<video id>/` (result.json, thumbnails, per-segment
 checkpoints, so a restarted request resumes). One video at a time: the model is shared with images.
 """
 
@@ -89,7 +89,8 @@ class VideoWorker:
         threading.Thread(target=self._run, name="video-worker", daemon=True).start()
 
     def submit(self, request: VideoRequest) -> VideoJob:
-        prefix = f"videos/{video_id(request.key)}/"
+        # Under the upload path: the only prefix the instance role may write (terraform/modules/ec2_gpu).
+        prefix = f"{self.service.prefix}/videos/{video_id(request.key)}/"
         job = VideoJob(video_job_id=uuid.uuid4().hex, request=request, result_prefix=prefix)
         self.jobs[job.video_job_id] = job
         self._queue.put(job)

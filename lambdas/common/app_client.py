@@ -159,6 +159,32 @@ def wait_until_ready(
         delay = min(delay * 2, _BACKOFF_MAX)
 
 
+def submit_video(
+    url: str, key: str, video_key: str, collection: str | None, timeout: float
+) -> dict[str, Any]:
+    """`POST /videos` (asynchronous on the app); returns its 202 body (video_job_id, result_prefix).
+
+    401 raises AppAuthError, 5xx/408/429 and network errors TransientAppError, other 4xx AppRefusedError.
+    """
+    body: dict[str, Any] = {"key": video_key}
+    if collection is not None:
+        body["collection"] = collection
+    try:
+        status, answer = _request(f"{url}/videos", timeout=timeout, body=body, headers={"X-API-Key": key})
+    except _NETWORK_ERRORS as exc:
+        raise TransientAppError(f"POST {url}/videos failed: {exc}") from exc
+    if status == 202 and isinstance(answer, dict):
+        return answer
+    detail = str(answer.get("detail", answer) if isinstance(answer, dict) else answer)[:500]
+    if status == 401:
+        raise AppAuthError(f"POST {url}/videos answered HTTP 401: {detail}")
+    if status >= 500 or status in _TRANSIENT_STATUSES:
+        raise TransientAppError(f"POST {url}/videos answered HTTP {status}: {detail}")
+    if 400 <= status < 500:
+        raise AppRefusedError(status, detail)
+    raise AppError(f"POST {url}/videos answered HTTP {status}: {detail}")
+
+
 def process_files(
     url: str, key: str, files: Sequence[str], collection: str | None, timeout: float
 ) -> tuple[int, dict[str, Any]]:

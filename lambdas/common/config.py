@@ -42,6 +42,7 @@ class DispatcherConfig:
     input_read_prefixes: tuple[str, ...]
     s3_event_prefix: str
     event_batch_threshold: int
+    video_instance_max_bytes: int
     controller_function_name: str
     idempotency_table: str
     dead_letter_queue_url: str

@@ -45,6 +45,8 @@ DISPATCHER: Final[dict[str, str | None]] = {
     "S3_EVENT_PREFIX": "incoming/",
     # Images of one delivery above this count go to a face_embedding Batch job, not the GPU instance.
     "EVENT_BATCH_THRESHOLD": "200",
+    # Videos up to this size go to the GPU instance (POST /videos); larger ones to a Batch video job.
+    "VIDEO_INSTANCE_MAX_BYTES": "209715200",
     "CONTROLLER_FUNCTION_NAME": None,
     "IDEMPOTENCY_TABLE": None,
     "DEAD_LETTER_QUEUE_URL": None,

@@ -27,6 +27,9 @@ MAX_JSON_DEPTH: Final = 32
 # The tokens depth depends on: an escape (skipped, so an escaped quote ends no string), a quote, a bracket.
 _JSON_DEPTH_TOKEN = re.compile(r'\\.|["\[\]{}]')
 MAX_FILES_PER_REQUEST: Final = 1000
+# Keys the controller sends to the app's POST /videos rather than /process (gpu_app/video/frames.py
+# VIDEO_SUFFIXES; a contract test checks both agree).
+VIDEO_EXTENSIONS: Final = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 UNKNOWN: Final = "unknown"
 
 Action = Literal["start", "stop", "status", "start_and_process"]
@@ -188,6 +191,10 @@ class ControllerRequest:
             if self.collection is not None:
                 event["payload"]["collection"] = self.collection
         return event
+
+
+def is_video_key(key: str) -> bool:
+    return key.lower().endswith(VIDEO_EXTENSIONS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,7 +15,7 @@ from lambdas.common.aws import client, error_code
 from lambdas.common.config import ControllerConfig
 from lambdas.common.instance import InstanceInfo, describe_instance
 from lambdas.common.log import logger
-from lambdas.common.models import ControllerRequest
+from lambdas.common.models import ControllerRequest, is_video_key
 from lambdas.common.notify import publish
 
 # Errors after which another instance type (or a later try) may succeed; anything else is raised as is.
@@ -289,6 +290,38 @@ def process_all(
     }
 
 
+def submit_videos(
+    url: str, parameter: str, request: ControllerRequest, remaining: Remaining
+) -> list[dict[str, Any]]:
+    """`POST /videos` per video key (the app works through them in the background): each answer, or
+    the app's refusal of that video (final). A 401 re-reads the key once; transient errors raise
+    (Lambda retries; a video submitted twice resumes from its checkpoints and upserts its tracks)."""
+    key, reread = app_client.api_key(parameter), False
+    answers: list[dict[str, Any]] = []
+    for video_key in (name for name in request.files if is_video_key(name)):
+        while True:
+            try:
+                answer = app_client.submit_video(
+                    url, key, video_key, request.collection, max(remaining(), 1.0)
+                )
+                answers.append({"key": video_key, **answer})  # status "queued", video_job_id
+                break
+            except app_client.AppAuthError:
+                if reread:
+                    raise
+                key, reread = app_client.api_key(parameter, refresh=True), True
+            except app_client.AppRefusedError as exc:
+                answers.append(
+                    {
+                        "key": video_key,
+                        "status": "refused",
+                        "error": {"status": exc.status, "reason": exc.detail},
+                    }
+                )
+                break
+    return answers
+
+
 def run(request: ControllerRequest, config: ControllerConfig, remaining: Remaining) -> dict[str, Any]:
     """Carry out one request; returns the instance, its state, timings and (if asked) the app's results."""
     started = time.monotonic()
@@ -317,9 +350,14 @@ def run(request: ControllerRequest, config: ControllerConfig, remaining: Remaini
             health, polls = app_client.wait_until_ready(url, min(config.health_timeout_seconds, remaining()))
             mark = lap("ready_seconds", mark)
             limit = health.max_files_per_request or DEFAULT_MAX_FILES_PER_REQUEST
-            processed = process_all(url, config.api_key_parameter, request, limit, remaining)
+            outcome |= {"app_url": url, "health_polls": polls}
+            images = tuple(name for name in request.files if not is_video_key(name))
+            if images:  # videos go to POST /videos, images to /process
+                images_only = dataclasses.replace(request, files=images)
+                outcome |= process_all(url, config.api_key_parameter, images_only, limit, remaining)
+            if len(images) < len(request.files):
+                outcome["videos"] = submit_videos(url, config.api_key_parameter, request, remaining)
             lap("process_seconds", mark)
-            outcome |= {"app_url": url, "health_polls": polls, **processed}
     timings["total_seconds"] = round(time.monotonic() - started, 3)
     result |= {
         "instance_id": info.instance_id,

@@ -26,7 +26,13 @@ from lambdas.common.aws import client
 from lambdas.common.cache import per_container
 from lambdas.common.config import DispatcherConfig, dispatcher_config
 from lambdas.common.log import logger
-from lambdas.common.models import MAX_FILES_PER_REQUEST, ControllerRequest, Metadata, TriggerMessage
+from lambdas.common.models import (
+    MAX_FILES_PER_REQUEST,
+    VIDEO_EXTENSIONS,
+    ControllerRequest,
+    Metadata,
+    TriggerMessage,
+)
 from lambdas.common.validation import InvalidMessageError, plain_key
 from lambdas.dispatcher.batch import JobResources, job_environment, job_name, output_prefix, submit_job
 from lambdas.dispatcher.dead_letter import dead_letter
@@ -34,7 +40,6 @@ from lambdas.dispatcher.triggers.base import DispatchContext
 from lambdas.dispatcher.triggers.face_embedding import IMAGE_EXTENSIONS, FaceEmbeddingTrigger
 
 MANIFEST_EXTENSIONS: Final = (".jsonl",)
-VIDEO_EXTENSIONS: Final = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 # Where the dispatcher writes the manifest of a large group of uploaded images (the embedding job
 # reads it from the input bucket); outside the event prefix, so writing it raises no event.
 EVENT_MANIFEST_PREFIX: Final = "manifests/s3-events/"
@@ -245,7 +250,12 @@ def route_manifest(item: S3Object, config: DispatcherConfig) -> dict[str, Any]:
 
 
 def route_video(item: S3Object, config: DispatcherConfig) -> dict[str, Any]:
-    """A video job on the GPU queue (`python -m gpu_app.batch video`), resumable per segment."""
+    """A short video (up to VIDEO_INSTANCE_MAX_BYTES) to the GPU instance's POST /videos through
+    the controller; a longer one to a video job on the GPU queue (`python -m gpu_app.batch video`),
+    resumable per segment."""
+    if item.size <= config.video_instance_max_bytes:
+        request = ControllerRequest(action="start_and_process", files=(item.key,), metadata=EVENT_METADATA)
+        return {"route": "gpu_instance", "invocation": _invoke_controller(config, request)}
     resources = JobResources.parse({}, config)
     name = job_name(f"video-{PurePosixPath(item.key).stem}", EVENT_METADATA, item.identity)
     prefix = output_prefix(EVENT_METADATA, name)

@@ -67,12 +67,15 @@ def invocations(stack: Stack, configure: Configure) -> Iterator[list[dict[str, A
     """The dispatcher configured, and the payloads of its controller invocations as sent on the wire."""
     configure("dispatcher", INPUT_READ_PREFIXES="jobs/,manifests/,incoming/")
     sent: list[dict[str, Any]] = []
-
-    def record(request: Any, **_: Any) -> None:
-        sent.append(json.loads(request.body))
-
-    client("lambda").meta.events.register("request-created.lambda.Invoke", record)
+    watch_invocations(sent)
     yield sent
+
+
+def watch_invocations(sent: list[dict[str, Any]]) -> None:
+    """Record the controller payloads the dispatcher's (current) Lambda client sends."""
+    client("lambda").meta.events.register(
+        "request-created.lambda.Invoke", lambda request, **_: sent.append(json.loads(request.body))
+    )
 
 
 def s3_event(*records: dict[str, Any]) -> dict[str, Any]:
@@ -211,16 +214,26 @@ def test_manifest_becomes_a_face_embedding_job(
     assert invocations == []
 
 
-def test_video_becomes_a_video_job(
-    stack: Stack, uploads: Uploads, invocations: list[dict[str, Any]], context: Callable[..., LambdaContext]
+def test_short_video_goes_to_the_instance_long_video_to_a_video_job(
+    stack: Stack,
+    uploads: Uploads,
+    invocations: list[dict[str, Any]],
+    configure: Configure,
+    context: Callable[..., LambdaContext],
 ) -> None:
-    record = uploads.put("incoming/holiday clip.MP4", b"\x00\x00\x00\x18ftypmp42")
+    configure("dispatcher", VIDEO_INSTANCE_MAX_BYTES="12")
+    watch_invocations(invocations)
+    short = uploads.put("incoming/short.webm", b"\x1a\x45\xdf\xa3 webm")
+    run(via_sns(stack, short), context)
+    assert [invocation["payload"]["files"] for invocation in invocations] == [["incoming/short.webm"]]
+    invocations.clear()
+    record = uploads.put("incoming/holiday clip.MP4", b"\x00\x00\x00\x18ftypmp42 long")
     run(via_sns(stack, record), context)
     run(via_sns(stack, record), context)  # a duplicate delivery submits nothing more
     (job,) = submitted_jobs(stack)
     environment = environment_of(job)
     assert environment["VIDEO_KEY"] == "incoming/holiday clip.MP4"
-    assert environment["VIDEO_BYTES"] == "12"
+    assert environment["VIDEO_BYTES"] == "17"
     assert job["container"]["command"] == ["python", "-m", "gpu_app.batch", "video"]
     assert invocations == []
 
@@ -233,6 +246,7 @@ def test_many_images_go_to_one_embedding_job_through_a_manifest(
     context: Callable[..., LambdaContext],
 ) -> None:
     configure("dispatcher", EVENT_BATCH_THRESHOLD="2")
+    watch_invocations(invocations)
     records = [uploads.put(f"incoming/{n}.jpg") for n in range(3)]
     result = run(s3_event(*records), context)
     (routed,) = result["results"]
@@ -254,14 +268,13 @@ def test_transient_failure_releases_the_objects_for_the_retry(
     context: Callable[..., LambdaContext],
 ) -> None:
     records = [uploads.put("incoming/retry.jpg"), uploads.put("incoming/retry.mp4", b"\x00\x00\x00\x18ftyp")]
-    configure("dispatcher", INPUT_READ_PREFIXES="incoming/", GPU_JOB_QUEUE="no-such-queue")  # Batch refuses
+    long_video = {"VIDEO_INSTANCE_MAX_BYTES": "1", "INPUT_READ_PREFIXES": "incoming/"}
+    configure("dispatcher", GPU_JOB_QUEUE="no-such-queue", **long_video)  # Batch refuses
     with pytest.raises(RetryableDispatchError):
         run(via_sns(stack, *records, message_id="m-1"), context)
     assert submitted_jobs(stack) == []
-    configure("dispatcher", INPUT_READ_PREFIXES="incoming/")
-    client("lambda").meta.events.register(
-        "request-created.lambda.Invoke", lambda request, **_: invocations.append(json.loads(request.body))
-    )
+    configure("dispatcher", **long_video)
+    watch_invocations(invocations)
     invocations.clear()
     run(via_sns(stack, *records, message_id="m-1"), context)  # Lambda's retry of the same delivery
     assert [invocation["payload"]["files"] for invocation in invocations] == [["incoming/retry.jpg"]]

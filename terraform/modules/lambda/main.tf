@@ -76,6 +76,7 @@ locals {
       INPUT_READ_PREFIXES       = join(",", var.input_read_prefixes)
       S3_EVENT_PREFIX           = var.s3_event_prefix
       EVENT_BATCH_THRESHOLD     = tostring(var.event_batch_threshold)
+      VIDEO_INSTANCE_MAX_BYTES  = tostring(var.video_instance_max_bytes)
       CONTROLLER_FUNCTION_NAME  = local.function_names["controller"]
       IDEMPOTENCY_TABLE         = var.idempotency_table_name
       DEAD_LETTER_QUEUE_URL     = var.trigger_dlq_url

@@ -202,6 +202,18 @@ variable "event_batch_threshold" {
   }
 }
 
+variable "video_instance_max_bytes" {
+  type        = number
+  description = "Videos up to this size go to the GPU instance, larger ones to a Batch video job (VIDEO_INSTANCE_MAX_BYTES)."
+  default     = 209715200
+  nullable    = false
+
+  validation {
+    condition     = var.video_instance_max_bytes >= 0 && floor(var.video_instance_max_bytes) == var.video_instance_max_bytes
+    error_message = "video_instance_max_bytes must be a whole number of bytes, 0 or more."
+  }
+}
+
 variable "output_bucket_name" {
   type        = string
   description = "Output bucket (ML_OUTPUT_BUCKET, passed on to jobs)."
