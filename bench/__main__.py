@@ -23,7 +23,7 @@ from bench import dataset, report
 from bench.core import BUILD, HEADINGS, REPO, SAFE_AWS_ENV, SectionResult, model_pack
 from bench.section import SECTION_WORKER, WORKERS
 
-WORKER_ORDER = ("pipeline", "batching", "http", "index", "lambdas")
+WORKER_ORDER = ("pipeline", "batching", "http", "index", "lambdas", "video")
 # Seconds per worker before it is stopped (with its app / moto children): generous, still bounded.
 TIMEOUTS = {"full": 420.0, "quick": 120.0}
 

@@ -45,6 +45,7 @@ HEADINGS = {
     "index": "5. Vector index (embedded: SQLite + FAISS)",
     "lambdas": "6. Lambda functions",
     "memory": "7. Peak resident memory while serving",
+    "video": "8. Video: processing vs decode-only, frames sampled vs tracks",
 }
 
 

@@ -22,6 +22,7 @@ WORKERS = {
     "http": "bench.http_load",
     "index": "bench.index",
     "lambdas": "bench.lambdas",
+    "video": "bench.video",
 }
 # report section -> the worker that measures it (one worker can feed two sections)
 SECTION_WORKER = {
@@ -32,6 +33,7 @@ SECTION_WORKER = {
     "memory": "http",
     "index": "index",
     "lambdas": "lambdas",
+    "video": "video",
 }
 
 
