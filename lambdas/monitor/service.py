@@ -66,8 +66,16 @@ def body(change: BatchJobStateChange) -> str:
     ]
     if "SCRIPT_KEY" in env:
         lines.append(f"Script:        s3://{env.get('ML_INPUT_BUCKET', '?')}/{env['SCRIPT_KEY']}")
+    if "VIDEO_KEY" in env:
+        lines.append(f"Video:         s3://{env.get('ML_INPUT_BUCKET', '?')}/{env['VIDEO_KEY']}")
     if "OUTPUT_PREFIX" in env:
         lines.append(f"Output:        s3://{env.get('ML_OUTPUT_BUCKET', '?')}/{env['OUTPUT_PREFIX']}")
+    if "VIDEO_KEY" in env and "OUTPUT_PREFIX" in env:
+        # A refused video (corrupt, too long, no faces) says why there; the exit code only says "1".
+        lines.append(
+            f"Result:        s3://{env.get('ML_OUTPUT_BUCKET', '?')}/{env['OUTPUT_PREFIX']}result.json "
+            "(status, error_type, reason, tracks)"
+        )
     lines += [
         "",
         f"Console: https://{region()}.console.aws.amazon.com/batch/home?region={region()}#jobs/detail/{change.job_id}",

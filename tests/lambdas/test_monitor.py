@@ -136,3 +136,27 @@ def test_separators_and_controls_from_the_job_are_escaped_in_the_notification(
     assert "  Experiment:  exp\\u000d\\u000aForged: line\\u202e" in lines
     assert "Status reason: Essential container\\u000ain task exited" in lines
     assert not any(line.startswith(("Forged", "in task")) for line in lines)
+
+
+def test_failed_video_job_notification_says_where_the_reason_is(
+    monitor: Callable[..., Any], stack: Stack
+) -> None:
+    video_environment = {
+        **{name: value for name, value in ENVIRONMENT.items() if name != "SCRIPT_KEY"},
+        "VIDEO_KEY": "incoming/broken.mov",
+    }
+    change = batch_state_change(
+        job_name="video-broken-s3-events-incoming-0a1b2c3d4e5f",
+        job_id="5d3b0f3f-7a1c-4f9f-8b64-3a2f1e0d9c22",
+        job_queue=QUEUE,
+        status="FAILED",
+        status_reason="Essential container in task exited",
+        environment=video_environment,
+        attempts=[attempt(1, "Essential container in task exited", STREAM)],
+    )
+    monitor(change)
+    (note,) = notifications(stack)
+    assert "Video:         s3://gpu-faces-input/incoming/broken.mov" in note["Message"]
+    assert (
+        f"Result:        s3://gpu-faces-output/{ENVIRONMENT['OUTPUT_PREFIX']}result.json" in note["Message"]
+    )
