@@ -1,8 +1,9 @@
 """`POST /videos`: turn a stored video into face tracks on this instance (short videos; long ones go
 to the Batch `video` job), asynchronously; `GET /videos/{video_job_id}` reports progress and result.
 
-Outputs go to the app's storage under `<S3_UPLOAD_PATH>/videos/<video id>/` (result.json, thumbnails, per-segment
-checkpoints, so a restarted request resumes). One video at a time: the model is shared with images.
+Outputs go to the app's storage under `<S3_UPLOAD_PATH>/videos/<video id>/` (result.json,
+thumbnails, per-segment checkpoints, so a restarted request resumes). One video at a time: the model
+is shared with images.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from gpu_app.deps import ServiceDep, require_api_key
 from gpu_app.index.base import DEFAULT_COLLECTION
-from gpu_app.schemas import INVALID, NOT_FOUND, NOT_READY, UNAUTHORIZED, Collection
+from gpu_app.schemas import INVALID, MALFORMED, NOT_FOUND, NOT_READY, UNAUTHORIZED, Collection
 from gpu_app.service import FaceService
 from gpu_app.storage.base import InvalidKeyError, ObjectNotFoundError, validate_key
 from gpu_app.video.frames import VIDEO_SUFFIXES, VideoRejectedError
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(
     tags=["videos"],
     dependencies=[Depends(require_api_key)],
-    responses=UNAUTHORIZED | INVALID | NOT_FOUND | NOT_READY,
+    responses=MALFORMED | UNAUTHORIZED | INVALID | NOT_FOUND | NOT_READY,
 )
 
 VideoStatus = Literal["queued", "running", "succeeded", "failed"]
