@@ -2,16 +2,24 @@
 
 The FAISS file is only a cache: it is rebuilt from SQLite whenever it is missing or its generation
 differs from the database's (a crash before it was saved, or another process that wrote since).
+
+Up to `exact_limit` vectors the cache is an exact flat index. Above it, an inverted-file index
+(IVF, k-means lists trained on a sample) that scans only the `probes` lists nearest the query;
+its codes are the stored float32 vectors, so every candidate's similarity is exact and only the
+recall is approximate. It is retrained (rebuilt from SQLite) each time the collection grows 4x.
+A collection filter is a per-collection bitmap kept up to date by writes, not an id list per query.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
+import math
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +37,9 @@ from gpu_app.index.base import (
 )
 
 LOCK_FILE = "faces.lock"
+EXACT_LIMIT = 20_000  # flat exact search answers within a few ms up to here (512-d, one core)
+PROBES = 48  # IVF lists scanned per query: recall@10 vs latency, see BENCHMARKS.md section 5
+SQL_CHUNK = 10_000  # host parameters per IN (...) list, well under SQLite's 32,766
 INDEX_FILES = ("faces.sqlite3", "faces.sqlite3-wal", "faces.sqlite3-shm", "faces.faiss", "faces.json")
 
 
@@ -87,8 +98,11 @@ _COLUMNS = (
 class EmbeddedIndex:
     backend = "embedded"
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, exact_limit: int = EXACT_LIMIT, probes: int = PROBES) -> None:
         self.directory = directory
+        self.exact_limit = exact_limit
+        self.probes = probes
+        self._collection_bits: dict[str, np.ndarray] = {}  # collection -> bitmap over row ids
         self._db_path = directory / "faces.sqlite3"
         self._faiss_path = directory / "faces.faiss"
         self._lock = threading.RLock()
@@ -171,53 +185,64 @@ class EmbeddedIndex:
             return
         for record in records:
             check_record(record, self.dim, self.model_pack, "this index")
-        rows = [
-            (
-                r.face_id,
-                r.image_id,
-                r.storage_key,
-                r.model_pack,
-                r.collection,
-                float(r.det_score),
-                json.dumps([float(v) for v in r.bbox]),
-                r.created_at,
-                np.ascontiguousarray(r.embedding, dtype=np.float32).tobytes(),
-            )
-            for r in records
-        ]
+        latest = list({r.face_id: r for r in records}.values())  # a face_id twice: the last one wins
         with self._lock:
             db = self._require_db()
             self._sync_faiss()
             db.execute("BEGIN IMMEDIATE")
             try:
-                replaced = self._ids_where(
-                    f"face_id IN ({','.join('?' * len(rows))})", [r.face_id for r in records]
+                # One statement for the whole batch: ids are assigned here (an upsert keeps its id),
+                # so no per-row RETURNING round trip is needed.
+                existing = self._ids_of_faces([r.face_id for r in latest])
+                next_id = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM faces").fetchone()[0]) + 1
+                ids = []
+                for record in latest:
+                    known = existing.get(record.face_id)
+                    ids.append(known if known is not None else next_id)
+                    next_id += known is None
+                db.executemany(
+                    """INSERT INTO faces (id, face_id, image_id, storage_key, model_pack, collection,
+                                          det_score, bbox, created_at, embedding)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (face_id) DO UPDATE SET
+                         image_id = excluded.image_id, storage_key = excluded.storage_key,
+                         model_pack = excluded.model_pack, collection = excluded.collection,
+                         det_score = excluded.det_score, bbox = excluded.bbox,
+                         created_at = excluded.created_at, embedding = excluded.embedding""",
+                    [
+                        (
+                            row_id,
+                            r.face_id,
+                            r.image_id,
+                            r.storage_key,
+                            r.model_pack,
+                            r.collection,
+                            float(r.det_score),
+                            json.dumps([float(v) for v in r.bbox]),
+                            r.created_at,
+                            np.ascontiguousarray(r.embedding, dtype=np.float32).tobytes(),
+                        )
+                        for row_id, r in zip(ids, latest, strict=True)
+                    ],
                 )
-                ids = [
-                    db.execute(
-                        """INSERT INTO faces (face_id, image_id, storage_key, model_pack, collection,
-                                              det_score, bbox, created_at, embedding)
-                           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                           ON CONFLICT (face_id) DO UPDATE SET
-                             image_id = excluded.image_id, storage_key = excluded.storage_key,
-                             model_pack = excluded.model_pack, collection = excluded.collection,
-                             det_score = excluded.det_score, bbox = excluded.bbox,
-                             created_at = excluded.created_at, embedding = excluded.embedding
-                           RETURNING id""",
-                        row,
-                    ).fetchone()[0]
-                    for row in rows
-                ]
                 generation = self._bump_generation()
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            if replaced:
-                self._faiss.remove_ids(np.asarray(replaced, dtype=np.int64))
-            vectors = np.stack([np.asarray(r.embedding, dtype=np.float32) for r in records])
-            self._faiss.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+            id_array = np.asarray(ids, dtype=np.int64)
+            if existing:
+                self._faiss.remove_ids(np.asarray(list(existing.values()), dtype=np.int64))
+            vectors = np.stack([np.asarray(r.embedding, dtype=np.float32) for r in latest])
+            self._faiss.add_with_ids(vectors, id_array)
             self._generation = generation
+            self._forget_bits(id_array)
+            for collection, bits in self._collection_bits.items():
+                _set_bits(bits, id_array[[r.collection == collection for r in latest]])
+            if self._faiss.ntotal > self.exact_limit and _nlist_for(self._faiss.ntotal) >= 2 * _nlist(
+                self._faiss
+            ):
+                self._rebuild_faiss()  # exact -> approximate, or lists too long for the probes
 
     def delete_image(self, image_id: str) -> int:
         with self._lock:
@@ -235,6 +260,7 @@ class EmbeddedIndex:
             if ids:
                 self._faiss.remove_ids(np.asarray(ids, dtype=np.int64))
                 self._generation = generation
+                self._forget_bits(np.asarray(ids, dtype=np.int64))
             return len(ids)
 
     # --- reads -----------------------------------------------------------------------------
@@ -245,31 +271,17 @@ class EmbeddedIndex:
         threshold: float,
         filters: SearchFilters | None = None,
     ) -> list[SearchHit]:
-        import faiss
-
         vector = np.asarray(query, dtype=np.float32).reshape(1, -1)
         if vector.shape[1] != self.dim:
             raise IndexMismatchError(f"query has {vector.shape[1]} dimensions, the index {self.dim}")
+        narrowed = self._narrowing(filters)
         with self._lock:
             self._sync_faiss()
-            where, params = _filter_sql(self._narrowing(filters))
-            params_arg = None
-            if where:
-                allowed = self._ids_where(where, params)
-                if not allowed:
-                    return []
-                params_arg = faiss.SearchParameters(
-                    sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-                )
-            k = min(k, self._faiss.ntotal)
-            if k <= 0:
-                return []
-            scores, ids = self._faiss.search(vector, k, params=params_arg)
-            found = [
-                (int(i), float(s))
-                for i, s in zip(ids[0], scores[0], strict=True)
-                if i >= 0 and s >= threshold
-            ]
+            if narrowed is not None and (narrowed.image_id is not None or narrowed.model_pack is not None):
+                found = self._exact_among(vector[0], k, narrowed)  # a few faces: score them directly
+            else:
+                found = self._faiss_search(vector, k, narrowed.collection if narrowed else None)
+            found = [(i, s) for i, s in found if s >= threshold]
             if not found:
                 return []
             rows = {
@@ -289,6 +301,42 @@ class EmbeddedIndex:
             for i, score in found
             if i in rows
         ]
+
+    def _faiss_search(self, vector: np.ndarray, k: int, collection: str | None) -> list[tuple[int, float]]:
+        import faiss
+
+        k = min(k, self._faiss.ntotal)
+        if k <= 0:
+            return []
+        approximate = _nlist(self._faiss) > 0
+        probes = self.probes
+        selector = None
+        if collection is not None:
+            bits = self._bits_of(collection)
+            members = int(np.bitwise_count(bits).sum())
+            if members == 0:
+                return []
+            selector = faiss.IDSelectorBitmap(bits)
+            # The lists hold members and others alike: scan proportionally more lists, so about as
+            # many members are scored as an unfiltered search scores vectors (all, for a small one).
+            probes = math.ceil(probes * self._faiss.ntotal / members)
+        if approximate:
+            params = faiss.SearchParametersIVF(nprobe=min(probes, _nlist(self._faiss)), sel=selector)
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        scores, ids = self._faiss.search(vector, k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def _exact_among(self, vector: np.ndarray, k: int, filters: SearchFilters) -> list[tuple[int, float]]:
+        where, params = _filter_sql(filters)
+        rows = self._require_db().execute(f"SELECT id, embedding FROM faces WHERE {where}", params).fetchall()  # noqa: S608
+        if not rows:
+            return []
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(len(rows), -1)
+        scores = matrix @ vector
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(int(ids[i]), float(scores[i])) for i in order]
 
     def get(self, face_id: str) -> FaceRecord | None:
         with self._lock:
@@ -338,6 +386,30 @@ class EmbeddedIndex:
             return SearchFilters(collection=filters.collection, image_id=filters.image_id)
         return filters
 
+    def _ids_of_faces(self, face_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        db = self._require_db()
+        for start in range(0, len(face_ids), SQL_CHUNK):
+            chunk = face_ids[start : start + SQL_CHUNK]
+            sql = f"SELECT face_id, id FROM faces WHERE face_id IN ({','.join('?' * len(chunk))})"  # noqa: S608
+            found.update(db.execute(sql, chunk).fetchall())
+        return found
+
+    def _bits_of(self, collection: str) -> np.ndarray:
+        """The collection's membership bitmap over row ids: read once, then kept by add/delete."""
+        bits = self._collection_bits.get(collection)
+        if bits is None:
+            ids = np.asarray(self._ids_where("collection = ?", [collection]), dtype=np.int64)
+            bits = np.zeros(0, dtype=np.uint8)
+            self._collection_bits[collection] = bits = _set_bits(bits, ids)
+        return bits
+
+    def _forget_bits(self, ids: np.ndarray) -> None:
+        """Clear `ids` from every cached collection (an upsert may have moved a face)."""
+        for bits in self._collection_bits.values():
+            inside = ids[ids < len(bits) * 8]
+            np.bitwise_and.at(bits, inside >> 3, ~np.left_shift(1, inside & 7).astype(np.uint8))
+
     def _ids_where(self, where: str, params: Sequence[Any]) -> list[int]:
         return [row[0] for row in self._require_db().execute(f"SELECT id FROM faces WHERE {where}", params)]  # noqa: S608
 
@@ -377,19 +449,73 @@ class EmbeddedIndex:
         self._rebuild_faiss()
 
     def _rebuild_faiss(self) -> None:
+        """Build the cache from SQLite: exact up to `exact_limit` vectors, IVF trained on a sample above."""
         import faiss
 
         db = self._require_db()
         generation = self._db_generation()
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        count = int(db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+        ids = np.empty(count, dtype=np.int64)
+        vectors = np.empty((count, self.dim), dtype=np.float32)
+        filled = 0
         cursor = db.execute("SELECT id, embedding FROM faces ORDER BY id")
-        while batch := cursor.fetchmany(10_000):
-            ids = np.fromiter((row[0] for row in batch), dtype=np.int64, count=len(batch))
-            vectors = np.frombuffer(b"".join(row[1] for row in batch), dtype=np.float32).reshape(
-                len(batch), self.dim
-            )
-            index.add_with_ids(vectors, ids)
+        while (batch := cursor.fetchmany(10_000)) and filled < count:
+            batch = batch[: count - filled]
+            ids[filled : filled + len(batch)] = [row[0] for row in batch]
+            vectors[filled : filled + len(batch)] = np.frombuffer(
+                b"".join(row[1] for row in batch), dtype=np.float32
+            ).reshape(len(batch), self.dim)
+            filled += len(batch)
+        ids, vectors = ids[:filled], vectors[:filled]
+        with _all_cores():
+            if filled <= self.exact_limit:
+                index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            else:
+                nlist = _nlist_for(filled)
+                quantizer = faiss.IndexFlatIP(self.dim)  # the IVF index keeps a reference (faiss wrapper)
+                index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+                # k-means on ~40 points per list: enough for the centroids, far faster than all of them.
+                sample = np.random.default_rng(0).choice(filled, min(filled, 40 * nlist), replace=False)
+                index.train(vectors[np.sort(sample)])
+            for start in range(0, filled, 100_000):
+                index.add_with_ids(vectors[start : start + 100_000], ids[start : start + 100_000])
         self._faiss, self._generation = index, generation
+        self._collection_bits.clear()  # rebuilt lazily: another process may have written
+
+
+@contextlib.contextmanager
+def _all_cores() -> Iterator[None]:
+    """FAISS threads for a bulk build (training, assigning lists); queries stay on one thread."""
+    import faiss
+
+    faiss.omp_set_num_threads(len(os.sched_getaffinity(0)))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(1)
+
+
+def _nlist(index: Any) -> int:
+    """Lists of an IVF index; 0 for the exact flat one."""
+    return int(getattr(index, "nlist", 0))
+
+
+def _nlist_for(count: int) -> int:
+    """A power of two near 2*sqrt(count): about sqrt(count)/2 vectors per list (1,024 lists at 1M)."""
+    return max(64, min(8192, 2 ** int(math.log2(2 * math.sqrt(max(count, 1))))))
+
+
+def _set_bits(bits: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Set `ids` in the bitmap, growing it (doubling) when an id is past its end; returns it."""
+    if len(ids) == 0:
+        return bits
+    needed = int(ids.max()) // 8 + 1
+    if needed > len(bits):
+        grown = np.zeros(max(needed, 2 * len(bits)), dtype=np.uint8)
+        grown[: len(bits)] = bits
+        bits = grown
+    np.bitwise_or.at(bits, ids >> 3, np.left_shift(1, ids & 7).astype(np.uint8))
+    return bits
 
 
 def _filter_sql(filters: SearchFilters | None) -> tuple[str, list[Any]]:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gpu_app.index import FaceRecord, SearchFilters
 from gpu_app.index.embedded import EmbeddedIndex
@@ -108,3 +109,121 @@ def test_upsert_and_delete_keep_cache_and_records_in_step(tmp_path: Path) -> Non
     assert all(h.image_id != "img0" for h in index.search(data[0].embedding, 9, -1.0))
     assert index.count(SearchFilters(image_id="img1")) == 3
     assert [len(batch) for batch in index.iter_records(batch_size=4)] == [4, 2]
+
+
+# --- the approximate (IVF) path, with a low exact_limit so a few thousand vectors reach it -------
+
+
+def clustered(n: int, seed: int, collection: str = "default", prefix: str = "c") -> list[FaceRecord]:
+    """Faces of n/8 people, 8 each (cosine ~0.8 to their person): neighbours exist, like real faces."""
+    rng = np.random.default_rng(seed)
+    people = rng.normal(size=(n // 8 + 1, DIM)).astype(np.float32)
+    vectors = people[np.arange(n) // 8] + rng.normal(size=(n, DIM)).astype(np.float32) * 0.6
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return [
+        FaceRecord(
+            face_id=f"{prefix}{seed}-{i}",
+            image_id=f"{prefix}img{i}",
+            storage_key=f"k/{i}.jpg",
+            model_pack="pack",
+            det_score=0.9,
+            bbox=(0.0, 0.0, 1.0, 1.0),
+            embedding=vectors[i],
+            collection=collection,
+        )
+        for i in range(n)
+    ]
+
+
+def approximate(path: Path, exact_limit: int = 500, probes: int = 16) -> EmbeddedIndex:
+    index = EmbeddedIndex(path, exact_limit=exact_limit, probes=probes)
+    index.open(DIM, "pack")
+    return index
+
+
+def exact_ids(data: list[FaceRecord], query: np.ndarray, k: int) -> list[str]:
+    matrix = np.stack([r.embedding for r in data])
+    return [data[i].face_id for i in np.argsort(-(matrix @ query), kind="stable")[:k]]
+
+
+def recall_at_10(index: EmbeddedIndex, data: list[FaceRecord], queries: list[FaceRecord]) -> float:
+    found = [
+        len(set(exact_ids(data, q.embedding, 10)) & {h.face_id for h in index.search(q.embedding, 10, -1.0)})
+        for q in queries
+    ]
+    return sum(found) / (10 * len(queries))
+
+
+def test_above_the_exact_limit_search_is_approximate_with_high_recall(tmp_path: Path) -> None:
+    index = approximate(tmp_path)
+    data = clustered(4000, seed=1)
+    for start in range(0, len(data), 1000):
+        index.add(data[start : start + 1000])
+    assert index._faiss.nlist >= 64  # IVF, not the exact flat index
+    assert index.count() == 4000
+    queries = clustered(400, seed=1, prefix="q")[::8]  # new faces of stored people
+    assert recall_at_10(index, data, queries) >= 0.95
+    hits = index.search(data[123].embedding, 3, -1.0)
+    assert hits[0].face_id == data[123].face_id
+    assert hits[0].similarity > 0.999  # IVF codes are the stored vectors: scores are exact
+
+
+def test_approximate_collection_filter_finds_a_small_collection_exactly(tmp_path: Path) -> None:
+    index = approximate(tmp_path)
+    crowd = clustered(3000, seed=2)
+    rare = clustered(24, seed=3, collection="rare", prefix="r")
+    index.add(crowd)
+    index.add(rare)
+    query = clustered(8, seed=3, prefix="rq")[0].embedding
+    hits = index.search(query, 10, -1.0, SearchFilters(collection="rare"))
+    assert [h.face_id for h in hits] == exact_ids(rare, query, 10)
+    assert {h.collection for h in hits} == {"rare"}
+    # An upsert that moves a face out of the collection, and a delete, update the cached membership.
+    moved = rare[0]
+    index.add([FaceRecord(**{**{f: getattr(moved, f) for f in moved.__slots__}, "collection": "default"})])
+    index.delete_image(rare[1].image_id)
+    remaining = {h.face_id for h in index.search(query, 30, -1.0, SearchFilters(collection="rare"))}
+    assert remaining == {r.face_id for r in rare[2:]}
+    assert index.search(query, 5, -1.0, SearchFilters(collection="nobody")) == []
+    assert [h.face_id for h in index.search(query, 5, -1.0, SearchFilters(image_id=rare[5].image_id))] == [
+        rare[5].face_id
+    ]
+
+
+def test_approximate_index_is_saved_and_reopened_without_retraining(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = approximate(tmp_path)
+    data = clustered(2000, seed=4)
+    index.add(data)
+    expected = top(index, data[77].embedding)
+    index.close()
+
+    def no_rebuild(self: EmbeddedIndex) -> None:
+        raise AssertionError("reopened index was rebuilt, not loaded from faces.faiss")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EmbeddedIndex, "_rebuild_faiss", no_rebuild)
+        again = approximate(tmp_path)
+        assert again._faiss.nlist >= 64
+        assert top(again, data[77].embedding) == expected
+    again.close()
+
+
+def test_stale_or_outgrown_approximate_index_is_rebuilt(tmp_path: Path) -> None:
+    index = approximate(tmp_path)
+    data = clustered(8000, seed=5)
+    index.add(data[:1000])
+    lists = index._faiss.nlist
+    index.add(data[1000:])  # 8x the vectors: lists retrained for the new size
+    assert index._faiss.nlist >= 2 * lists
+    assert index._faiss.ntotal == 8000
+    index.close()
+    writer = approximate(tmp_path)
+    extra = clustered(16, seed=6, prefix="x")
+    writer.add(extra)
+    writer._db.close()  # a crash: the saved cache is now a generation behind
+    writer._db = None
+    reopened = approximate(tmp_path)
+    assert reopened._faiss.ntotal == 8016
+    assert top(reopened, extra[3].embedding)[0] == extra[3].face_id
