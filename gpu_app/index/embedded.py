@@ -238,7 +238,10 @@ class EmbeddedIndex:
             self._generation = generation
             self._forget_bits(id_array)
             for collection, bits in self._collection_bits.items():
-                _set_bits(bits, id_array[[r.collection == collection for r in latest]])
+                # _set_bits returns a new, grown array once an id passes the bitmap's end: keep it.
+                self._collection_bits[collection] = _set_bits(
+                    bits, id_array[[r.collection == collection for r in latest]]
+                )
             if self._faiss.ntotal > self.exact_limit and _nlist_for(self._faiss.ntotal) >= 2 * _nlist(
                 self._faiss
             ):

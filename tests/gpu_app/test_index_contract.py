@@ -361,3 +361,15 @@ def test_the_same_face_in_two_collections_is_two_records(backend: Backend) -> No
     assert index.delete_image("img-alpha") == 1
     assert index.search(vector, 5, 0.5, SearchFilters(collection="alpha")) == []
     assert [h.face_id for h in index.search(vector, 5, 0.5, SearchFilters(collection="beta"))] == ["beta-000"]
+
+
+def test_a_collection_filter_finds_faces_added_after_earlier_filtered_searches(backend: Backend) -> None:
+    """Regression: the embedded index's cached collection bitmap lost faces whose row id grew it
+    (the grown array was dropped), so a filtered search missed a face just added (issue 16)."""
+    index = backend.open(32)
+    rng = np.random.default_rng(16)
+    for i in range(40):
+        vector = unit(rng, 32)
+        index.add([face(f"f{i}", vector, image_id=f"img-{i}", collection="team")])
+        hits = index.search(vector, k=1, threshold=0.99, filters=SearchFilters(collection="team"))
+        assert [h.face_id for h in hits] == [f"f{i}"]
