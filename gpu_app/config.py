@@ -100,6 +100,20 @@ class Settings(BaseSettings):
     )
     auto_shutdown_idle_time: int = Field(3600, ge=0, description="Idle seconds before the stopper acts")
 
+    # --- people (faces grouped into identities) ------------------------------------------------
+    people_threshold: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="Cosine similarity for a face to join a person (default: the match threshold)",
+    )
+    people_min_faces: int = Field(
+        3, ge=1, description="Similar unassigned faces needed before they form a new person"
+    )
+    face_thumbnails: bool = Field(
+        True, description="Store a small JPEG crop of every face at ingest (costs a second decode)"
+    )
+
     @field_validator("s3_upload_path")
     @classmethod
     def _strip_slashes(cls, value: str) -> str:
@@ -108,6 +122,10 @@ class Settings(BaseSettings):
     @cached_property
     def model_root_path(self) -> Path:
         return Path(self.model_root).expanduser()
+
+    @property
+    def effective_people_threshold(self) -> float:
+        return self.effective_match_threshold if self.people_threshold is None else self.people_threshold
 
     @property
     def effective_match_threshold(self) -> float:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
 from gpu_app.index import FaceRecord, SearchHit
+from gpu_app.people.base import Person
 from gpu_app.service import ImageOutcome, QueryFace
 from gpu_app.sidecar import SidecarFace
 
@@ -83,9 +85,11 @@ class MatchOut(BaseModel):
     bbox: BBox
     det_score: float
     similarity: float = Field(description="Cosine similarity, 1.0 = identical embedding")
+    person_id: str | None = Field(None, description="The person this face belongs to, if clustered")
+    person_name: str | None = None
 
     @classmethod
-    def from_hit(cls, hit: SearchHit) -> MatchOut:
+    def from_hit(cls, hit: SearchHit, person: Person | None = None) -> MatchOut:
         return cls(
             face_id=hit.face_id,
             image_id=hit.image_id,
@@ -94,6 +98,8 @@ class MatchOut(BaseModel):
             bbox=hit.bbox,
             det_score=hit.det_score,
             similarity=round(hit.similarity, 6),
+            person_id=person.person_id if person else None,
+            person_name=person.name if person else None,
         )
 
 
@@ -104,12 +110,13 @@ class QueryOut(BaseModel):
     matches: list[MatchOut]
 
     @classmethod
-    def from_query(cls, query: QueryFace) -> QueryOut:
+    def from_query(cls, query: QueryFace, people: Mapping[str, Person] | None = None) -> QueryOut:
+        people = people or {}
         return cls(
             face_id=query.face_id,
             bbox=query.bbox,
             det_score=query.det_score,
-            matches=[MatchOut.from_hit(h) for h in query.matches],
+            matches=[MatchOut.from_hit(h, people.get(h.face_id)) for h in query.matches],
         )
 
 
@@ -236,6 +243,7 @@ INVALID = {422: _error("Parameters do not match the schema", InvalidRequest)}
 TOO_LARGE = {413: _error("Body above the route's size limit", Problem)}
 UNSUPPORTED = {415: _error("Not an image format this service decodes", Problem)}
 MALFORMED = {400: _error("The body cannot be parsed (malformed multipart or JSON)", Problem)}
+CONFLICT = {409: _error("Contradicts the stored people (e.g. a merge into itself)", Problem)}
 # Routes that answer one result per file: when every file failed, the status is theirs and the
 # body still lists each file (BatchResponse); request-level errors carry a Problem.
 BATCH_ERRORS: dict[int | str, dict[str, Any]] = {

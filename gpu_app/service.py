@@ -37,6 +37,7 @@ from gpu_app.index import (
 )
 from gpu_app.memory import MemoryBudget, map_large_buffers_alone
 from gpu_app.metrics import Metrics
+from gpu_app.people.thumbnails import store_thumbnails, thumbnail_key
 from gpu_app.sidecar import Sidecar, SidecarFace
 from gpu_app.storage import (
     SIDECAR_SUFFIX,
@@ -195,6 +196,9 @@ class FaceService:
         self._decoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
         self._pending = PendingIndex(settings.job_spool_dir / "index-pending.json")
         self.metrics.index_pending.set(len(self._pending))
+        from gpu_app.people.directory import build_people
+
+        self.people = build_people(settings, index, self.model_pack)
 
     @property
     def model_pack(self) -> str:
@@ -202,6 +206,7 @@ class FaceService:
 
     def close(self) -> None:
         self._decoder.shutdown(wait=True)
+        self.people.store.close()
         if self._own_engine:
             self.engine.close()
 
@@ -337,6 +342,8 @@ class FaceService:
                 sidecar.height,
             )
             self.metrics.faces.inc(len(faces))
+            if self.settings.face_thumbnails:
+                store_thumbnails(self, w.data, image_id, [(f.face_id, f.bbox) for f in sidecar.faces])
             stored.append((w, sidecar, sidecar_at))
         self._index_sidecars(stored)
 
@@ -361,13 +368,24 @@ class FaceService:
             else:
                 w.outcome.indexed = True
         self.metrics.index_pending.set(len(self._pending))
+        self.cluster_people([r for r in records if r.face_id not in failures])
+
+    def cluster_people(self, records: Sequence[FaceRecord]) -> None:
+        """Place indexed faces into people. A failure here never fails the ingest: the faces are
+        stored and indexed, and `python -m gpu_app people recluster` places them later."""
+        try:
+            self.people.cluster_new(records)
+        except Exception:
+            log.exception("clustering %d face(s) into people failed; recluster later", len(records))
 
     def retry_pending_index(self) -> int:
         """Re-index images whose vectors could not be written earlier; returns how many succeeded."""
         done = 0
         for image_id, key in self._pending.items():
             try:
-                self.index.add(Sidecar.from_json(self.storage.get(key)).records())
+                records = Sidecar.from_json(self.storage.get(key)).records()
+                self.index.add(records)
+                self.cluster_people(records)
             except ObjectNotFoundError:
                 pass  # deleted meanwhile: nothing left to index
             except (VectorIndexError, StorageError) as exc:
@@ -394,14 +412,7 @@ class FaceService:
     ) -> list[QueryFace]:
         self.activity.begin()
         try:
-            decoded = self.decode(data)
-            result = self.engine.analyze_each([decoded.bgr])[0]
-            scale, decoded = decoded.scale, decoded.without_pixels()
-            if isinstance(result, ImageRejectedError):
-                raise ImageDecodeError(str(result))
-            if isinstance(result, Exception):
-                raise result
-            faces = [face.scaled(*scale) for face in result]
+            faces = self.detect_faces(data)
             if mode == "largest" and faces:
                 faces = [max(faces, key=lambda f: f.area)]
             return [
@@ -413,6 +424,18 @@ class FaceService:
         finally:
             self.activity.end()
 
+    def detect_faces(self, data: bytes) -> list[DetectedFace]:
+        """The faces of one image (boxes in its original pixels), without storing anything.
+        Raises ImageDecodeError for an image that cannot be decoded or is refused by the model."""
+        decoded = self.decode(data)
+        result = self.engine.analyze_each([decoded.bgr])[0]
+        scale, decoded = decoded.scale, decoded.without_pixels()
+        if isinstance(result, ImageRejectedError):
+            raise ImageDecodeError(str(result))
+        if isinstance(result, Exception):
+            raise result
+        return [face.scaled(*scale) for face in result]
+
     def search_face(
         self, face_id: str, *, k: int, threshold: float | None, filters: SearchFilters | None = None
     ) -> QueryFace:
@@ -423,6 +446,17 @@ class FaceService:
         # One more than asked: the face itself is always its own best match and is left out.
         hits = [h for h in self._search(record.embedding, k + 1, threshold, filters) if h.face_id != face_id]
         return QueryFace(record.bbox, record.det_score, face_id, hits[:k])
+
+    def search_person(
+        self, person_id: str, *, k: int, threshold: float | None, filters: SearchFilters | None = None
+    ) -> QueryFace:
+        """Faces like the person's (the mean of their faces), their own included."""
+        self.activity.touch()
+        person = self.people.get(person_id)
+        query = self.people.centroid(person_id)  # PeopleConflictError when the person has no face
+        representative = self.get_face(person.representative_face_id or "")
+        hits = self._search(query, k, threshold, filters)
+        return QueryFace(representative.bbox, representative.det_score, representative.face_id, hits)
 
     def _search(
         self, vector: np.ndarray, k: int, threshold: float | None, filters: SearchFilters | None
@@ -468,9 +502,13 @@ class FaceService:
             return None
         folder = image_folder(self.prefix, image_id)
         stored_copies = sorted({s.storage_key for _, s in sidecars if s.storage_key.startswith(folder)})
-        for key in [*stored_copies, *(k for k, _ in sidecars)]:
+        # Thumbnail keys follow from the face ids (no second listing); deleting an absent one is a
+        # no-op, and they go before the sidecars, so an interrupted delete is completed by a retry.
+        thumbnails = [thumbnail_key(self.prefix, image_id, f.face_id) for _, s in sidecars for f in s.faces]
+        for key in [*stored_copies, *thumbnails, *(k for k, _ in sidecars)]:
             self.storage.delete(key)
         self._pending.discard(image_id)
+        self.people.forget_faces([f.face_id for _, s in sidecars for f in s.faces])
         return {
             "image_id": image_id,
             "deleted_objects": stored_copies + [k for k, _ in sidecars],

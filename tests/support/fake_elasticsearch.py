@@ -7,7 +7,8 @@ and keeps a small in-memory index so reads see earlier writes. Tests script fail
 items fail.
 
 Only what `gpu_app.index.elasticsearch` uses is emulated: index exists/create/mapping/delete,
-_bulk (index), _doc GET, _search (top-level knn), _count, _delete_by_query, _refresh, cluster health.
+_bulk (index, delete), _doc GET, _mget, _search (top-level knn; or a query with sort, from/size and a
+terms aggregation, as the people store uses), _count, _delete_by_query, _refresh, cluster health.
 """
 
 from __future__ import annotations
@@ -189,8 +190,13 @@ class FakeElasticsearch:
             return 200, self._bulk(name, index, r.ndjson())
         if action == "_doc" and r.method == "GET" and len(parts) == 3:
             return self._get(name, index, parts[2], r.query)
+        if action == "_mget":
+            return 200, self._mget(name, index, r.json()["ids"])
         if action == "_search":
-            return 200, self._search(name, index, r.json() if r.body else {})
+            body = r.json() if r.body else {}
+            if "knn" not in body:
+                return 200, self._query_search(name, index, body, r.query)
+            return 200, self._search(name, index, body)
         if action == "_count":
             query = (r.json() if r.body else {}).get("query")
             return 200, {"count": len(self._matching(index, query)), "_shards": _shards()}
@@ -232,9 +238,23 @@ class FakeElasticsearch:
         pairs = iter(lines)
         for action in pairs:
             op, meta = next(iter(action.items()))
-            source = next(pairs)
             doc_id = str(meta["_id"])
             base = {"_index": name, "_id": doc_id}
+            if op == "delete":  # the one action without a source line
+                found = index.docs.pop(doc_id, None) is not None
+                items.append(
+                    {
+                        op: base
+                        | {
+                            "_version": 2,
+                            "result": "deleted" if found else "not_found",
+                            "_shards": {"total": 1, "successful": 1, "failed": 0},
+                            "status": 200 if found else 404,
+                        }
+                    }
+                )
+                continue
+            source = next(pairs)
             failures = self.fail_items.get(doc_id)
             if failures:
                 status, error_type, reason = failures.pop(0)
@@ -319,6 +339,54 @@ class FakeElasticsearch:
                 ],
             },
         }
+
+    def _mget(self, name: str, index: FakeIndex, ids: list[str]) -> dict[str, Any]:
+        docs = []
+        for doc_id in ids:
+            source = index.docs.get(doc_id)
+            base = {"_index": name, "_id": doc_id, "found": source is not None}
+            docs.append(base | ({"_version": 1, "_source": source} if source is not None else {}))
+        return {"docs": docs}
+
+    def _query_search(
+        self, name: str, index: FakeIndex, body: dict[str, Any], params: dict[str, str]
+    ) -> dict[str, Any]:
+        """A search without knn: `query` filters, `sort` orders, `from`/`size` page, and a `terms`
+        aggregation counts documents per value (buckets by count, then key, as documented)."""
+        matched = self._matching(index, body.get("query"))
+        for spec in reversed(body.get("sort", [])):
+            ((field_name, order),) = spec.items() if isinstance(spec, dict) else ((spec, "asc"),)
+            order = order["order"] if isinstance(order, dict) else order
+            matched.sort(key=lambda pair, f=field_name: pair[1].get(f), reverse=order == "desc")
+        start = int(body.get("from", params.get("from", 0)))
+        size = int(body.get("size", params.get("size", 10)))
+        result: dict[str, Any] = {
+            "took": 1,
+            "timed_out": False,
+            "_shards": _shards(),
+            "hits": {
+                "total": {"value": len(matched), "relation": "eq"},
+                "max_score": None,
+                "hits": [
+                    {"_index": name, "_id": i, "_score": None, "_source": src}
+                    for i, src in matched[start : start + size]
+                ],
+            },
+        }
+        if "aggs" in body:
+            result["aggregations"] = {}
+            for agg_name, agg in body["aggs"].items():
+                field_name, agg_size = agg["terms"]["field"], agg["terms"].get("size", 10)
+                counts: dict[Any, int] = defaultdict(int)
+                for _, src in matched:
+                    counts[src.get(field_name)] += 1
+                buckets = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:agg_size]
+                result["aggregations"][agg_name] = {
+                    "doc_count_error_upper_bound": 0,
+                    "sum_other_doc_count": sum(counts.values()) - sum(c for _, c in buckets),
+                    "buckets": [{"key": k, "doc_count": c} for k, c in buckets],
+                }
+        return result
 
     def _delete_by_query(self, index: FakeIndex, query: dict[str, Any]) -> dict[str, Any]:
         doomed = [doc_id for doc_id, _ in self._matching(index, query)]
