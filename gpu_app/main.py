@@ -16,7 +16,7 @@ from gpu_app.engine import FaceEngine
 from gpu_app.index import VectorIndex, VectorIndexError
 from gpu_app.middleware import GuardPolicy, RequestGuard
 from gpu_app.responses import AsciiJSONResponse, http_error, validation_error
-from gpu_app.routers import faces, health, image_files, images, jobs, search, ui, videos
+from gpu_app.routers import faces, health, image_files, images, jobs, people, search, ui, verify, videos
 from gpu_app.runtime import Runtime
 from gpu_app.storage import ImageStorage, ObjectNotFoundError, StorageError
 
@@ -24,7 +24,7 @@ from gpu_app.storage import ImageStorage, ObjectNotFoundError, StorageError
 PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 # Routes whose bodies are multipart uploads; every other body is small JSON.
-UPLOAD_PATH, SEARCH_PATH = "/upload-images/", "/search"
+UPLOAD_PATH, SEARCH_PATH, VERIFY_PATH = "/upload-images/", "/search", "/verify"
 
 
 def create_app(
@@ -65,7 +65,12 @@ def create_app(
             | ui.UI_PATHS
             | (DOCS_PATHS if runtime.settings.public_docs else frozenset()),
             default_body_limit=limits.json,
-            body_limits={UPLOAD_PATH: limits.upload, SEARCH_PATH: limits.search},
+            # /verify carries at most two images, each within a search's cap.
+            body_limits={
+                UPLOAD_PATH: limits.upload,
+                SEARCH_PATH: limits.search,
+                VERIFY_PATH: 2 * limits.search,
+            },
         ),
     )
 
@@ -93,7 +98,8 @@ def create_app(
         return response
 
     routers = (health.public, health.protected, images.router, image_files.router, search.router)
-    for router in (*routers, faces.router, jobs.router, videos.router, ui.router):
+    people_routers = (people.router, verify.router)
+    for router in (*routers, faces.router, jobs.router, videos.router, *people_routers, ui.router):
         app.include_router(router)
     return app
 
