@@ -26,6 +26,8 @@ from bench.section import SECTION_WORKER, WORKERS
 WORKER_ORDER = ("pipeline", "batching", "http", "index", "lambdas", "video")
 # Seconds per worker before it is stopped (with its app / moto children): generous, still bounded.
 TIMEOUTS = {"full": 420.0, "quick": 120.0}
+# The index worker builds, reopens and queries 1M x 512 vectors in a full run.
+WORKER_TIMEOUTS = {("index", "full"): 1500.0}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -89,7 +91,8 @@ def run_worker(name: str, args: argparse.Namespace, ref: tuple[Path, str] | None
     command += ["--profile"] if args.profile and name == "pipeline" else []
     if ref and name == "pipeline":
         command += ["--ref-dir", str(ref[0]), "--ref-label", ref[1]]
-    timeout = args.timeout or TIMEOUTS["quick" if args.quick else "full"]
+    mode = "quick" if args.quick else "full"
+    timeout = args.timeout or WORKER_TIMEOUTS.get((name, mode), TIMEOUTS[mode])
     log_path = logs / f"{name}.log"
     started = time.monotonic()
     print(f"  {name:<9} running (limit {timeout:.0f}s, log {log_path.relative_to(REPO)})", flush=True)
