@@ -48,7 +48,7 @@ checkov-venv: $(CHECKOV_VENV)/.installed ## Create .venv-checkov (checkov clashe
 run: STATE_DIR ?= .local-stack
 run: MOTO_PORT ?= 5000
 run: LAMBDA_PORT ?= 5001
-run: venv ## Whole system on 127.0.0.1: local AWS (moto), the Lambdas, Batch jobs, the app on $(PORT); Ctrl-C stops
+run: venv ## terraform apply of terraform/ into moto, then the Lambdas, Batch jobs, the app on $(PORT); Ctrl-C stops
 	$(PY) -m lambdas.local --state-dir $(STATE_DIR) --moto-port $(MOTO_PORT) --lambda-port $(LAMBDA_PORT) \
 		--app-port $(PORT)
 

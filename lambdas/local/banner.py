@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lambdas.local.bootstrap import Resources
 from lambdas.local.local_aws import FAKE_CREDENTIALS, REGION
+from lambdas.local.resources import Resources
 
 
 def _json(value: Any) -> str:
@@ -26,8 +26,8 @@ def banner(
     idle_check_seconds: float,
     auto_shutdown_idle_time: int,
 ) -> str:
-    names = resources.names
     functions = resources.function_names
+    queues = resources.job_queues
     aws = f"aws --endpoint-url {moto_url}"
     # AWS CLI v1 (the pinned one) sends --payload as is; v2 needs --cli-binary-format raw-in-base64-out.
     invoke = (
@@ -62,14 +62,16 @@ def banner(
         f"  Lambda Invoke API      {lambda_url}   (jobs: {lambda_url}/local/batch/jobs)",
         f"  face API (the app)     {app}   runs while GPU instance {resources.instance_id} runs",
         "",
-        f"Resources (terraform/naming.json, account {resources.account_id}, {REGION})",
+        f"Resources (created by terraform apply in {state_dir / 'terraform'}; account {resources.account_id},"
+        f" {REGION}; `terraform output -json` there lists them)",
         f"  input bucket           {resources.input_bucket}",
         f"  output bucket          {resources.output_bucket}",
         f"  trigger topic          {resources.trigger_topic_arn}",
         f"  notifications topic    {resources.notifications_topic_arn}",
         f"  notifications inbox    {inbox}   (stands in for e-mail)",
         f"  trigger DLQ            {resources.trigger_dlq_url}",
-        f"  job queues             {names['gpu_job_queue']}, {names['cpu_job_queue']}",
+        f"  monitor DLQ            {resources.monitor_dlq_url}",
+        f"  job queues             {queues['gpu']}, {queues['cpu']}",
         f"  functions              {', '.join(functions.values())}",
         f"  API key parameter      {resources.api_key_parameter} (value in {state_dir / 'api-key'})",
         f"  idle stopper           every {idle_check_seconds:g} s, after {auto_shutdown_idle_time} s idle",
@@ -96,6 +98,11 @@ def banner(
         "  # notifications and rejected messages",
         f"  {aws} sqs receive-message --queue-url {inbox} --max-number-of-messages 10",
         f"  {aws} sqs receive-message --queue-url {resources.trigger_dlq_url} --message-attribute-names All",
+        f"  {aws} sqs receive-message --queue-url {resources.monitor_dlq_url} --message-attribute-names All",
+        "  # operations: jobs, logs",
+        f"  {aws} batch list-jobs --job-queue {queues['cpu']} --job-status RUNNING",
+        f"  {aws} batch terminate-job --job-id <job id> --reason 'stopped by hand'",
+        f"  {aws} logs tail /aws/lambda/{functions['dispatcher']}",
         "",
         "Ctrl-C stops everything (buckets are saved to the state folder).",
         "=" * 100,

@@ -1,12 +1,16 @@
 """AWS Batch, locally: jobs submitted to the stack's queues really run, as processes.
 
-moto without Docker accepts SubmitJob and marks the job SUCCEEDED at once without running anything,
-and offers no API to change a job's status. So this executor keeps its own job states and answers
-for them (`snapshot()`, served at `GET /local/batch/jobs` by the Lambda host):
+moto without Docker accepts SubmitJob and marks the job SUCCEEDED at once without running anything.
+So this executor runs the jobs, keeps their states (`snapshot()`, served at `GET /local/batch/jobs`
+by the Lambda host) and reports them to moto (moto_server.py's job-state route), so `aws batch
+list-jobs --job-status RUNNING` and describe-jobs tell the truth:
 
 - it polls ListJobs on the stack's queues and takes every job it has not seen (array children are
   its own to run); DescribeJobs gives the job as Batch would run it: the job definition's command
   (`python` is this interpreter) and environment merged with the submit overrides;
+- `aws batch terminate-job` (moto records the reason) stops the job's runs, which then fail with it;
+- the definition's variables get the local replacements (model folder, CPU) and the run gets the
+  credentials of the definition's job role (sts:AssumeRole);
 - each run is a process ("container") with the variables Batch adds (AWS_BATCH_JOB_ID,
   AWS_BATCH_JOB_ATTEMPT, AWS_BATCH_JQ_NAME, AWS_BATCH_CE_NAME, and AWS_BATCH_JOB_ARRAY_INDEX/SIZE for
   array children), its own scratch folder as the container's disk (OUTPUT_DIR), and fake credentials
@@ -26,25 +30,31 @@ retried in AWS, and there are none here), dependencies, and jobs that were submi
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
-from lambdas.local.bootstrap import JOB_TIMEOUT_SECONDS
+from lambdas.local.cloudwatch import CloudWatchStream
 from lambdas.local.events import batch_state_change
 from lambdas.local.local_aws import REPO, LocalAws, child_environment
+from lambdas.local.moto_server import BATCH_STATUS_PATH
 from lambdas.local.processes import Console, Loop, ManagedProcess
+from lambdas.local.resources import role_credentials
 
 POLL_SECONDS: Final = 1.0
 STOP_GRACE_SECONDS: Final = 10.0
-LOG_BATCH_LINES: Final = 1000  # CloudWatch takes at most 10,000 events (1 MB) per call
+DEFAULT_TIMEOUT_SECONDS: Final = 14400  # a definition without a timeout (Terraform's sets one)
 SUCCESS_REASON: Final = "Essential container in task exited"
 TIMEOUT_REASON: Final = "Job attempt duration exceeded timeout"
 STOPPED_REASON: Final = "The local stack stopped"
@@ -91,39 +101,6 @@ class Job:
         return {item["name"]: item["value"] for item in container.get("environment") or []}
 
 
-class _CloudWatchStream:
-    """A job's output in CloudWatch Logs, sent in batches as it comes (best effort: the console has it)."""
-
-    def __init__(self, logs: Any, group: str, stream: str, log: Callable[[str], None]) -> None:
-        self._logs, self._group, self._stream, self._log = logs, group, stream, log
-        self._pending: list[dict[str, Any]] = []
-        self._failed = False
-        self._call(lambda: logs.create_log_stream(logGroupName=group, logStreamName=stream))
-
-    def _call(self, action: Callable[[], Any]) -> None:
-        if self._failed:
-            return
-        try:
-            action()
-        except Exception as exc:  # logs are a copy; the job must not fail for them
-            self._failed = True
-            self._log(f"CloudWatch Logs stream {self._stream} not written: {exc}")
-
-    def add(self, line: str) -> None:
-        self._pending.append({"timestamp": _now_ms(), "message": line or " "})
-        if len(self._pending) >= LOG_BATCH_LINES:
-            self.flush()
-
-    def flush(self) -> None:
-        events, self._pending = self._pending, []
-        if events:
-            self._call(
-                lambda: self._logs.put_log_events(
-                    logGroupName=self._group, logStreamName=self._stream, logEvents=events
-                )
-            )
-
-
 class BatchExecutor(Loop):
     def __init__(
         self,
@@ -133,13 +110,19 @@ class BatchExecutor(Loop):
         name_prefix: str,
         log_group: str,
         aws_environment: Mapping[str, str],
+        local_settings: Mapping[str, str],
         workdir: Path,
         emit: Emit,
         console: Console,
+        moto_url: str,
         parallelism: int = 2,
     ) -> None:
         super().__init__("batch", POLL_SECONDS, self._poll, console.sink("batch"))
+        self._aws = aws
         self._batch, self._logs = aws.client("batch"), aws.client("logs")
+        self._local_settings = dict(local_settings)
+        self._moto_url = moto_url
+        self._definitions: dict[str, Mapping[str, Any]] = {}
         self._queues = dict(queues)
         self._name_prefix = name_prefix
         self._log_group = log_group
@@ -166,6 +149,26 @@ class BatchExecutor(Loop):
         for start in range(0, len(new), 100):  # DescribeJobs takes 100 ids at most
             for description in self._batch.describe_jobs(jobs=new[start : start + 100])["jobs"]:
                 self._accept(description)
+        self._watch_terminations()
+
+    def _watch_terminations(self) -> None:
+        """`aws batch terminate-job` (or cancel-job) gives the job a reason in moto: stop its runs."""
+        with self._lock:
+            running = {job_id.split(":")[0] for job_id in self._running}
+        if not running:
+            return
+        for description in self._batch.describe_jobs(jobs=sorted(running)[:100])["jobs"]:
+            reason = description.get("statusReason")
+            job = self._jobs.get(str(description["jobId"]))
+            if not reason or job is None or job.reason:
+                continue
+            with job.lock:
+                job.reason = str(reason)
+            self._log(f"{description['jobName']} ({job.job_id}): terminated ({reason})")
+            with self._lock:
+                processes = [p for job_id, p in self._running.items() if job_id.split(":")[0] == job.job_id]
+            for process in processes:
+                threading.Thread(target=process.stop, args=(STOP_GRACE_SECONDS,), daemon=True).start()
 
     def _accept(self, description: Mapping[str, Any]) -> None:
         size = (description.get("arrayProperties") or {}).get("size")
@@ -186,10 +189,18 @@ class BatchExecutor(Loop):
             command[0] = sys.executable  # the image's interpreter is this virtualenv's
         return command
 
+    def _definition(self, job: Job) -> Mapping[str, Any]:
+        """The job definition Terraform registered (DescribeJobs leaves out its role and timeout)."""
+        arn = str(job.description["jobDefinition"])
+        if arn not in self._definitions:
+            found = self._batch.describe_job_definitions(jobDefinitions=[arn])["jobDefinitions"]
+            self._definitions[arn] = found[0] if found else {}
+        return self._definitions[arn]
+
     def _timeout(self, job: Job) -> float:
-        # moto reports a job's own timeout only; the definitions' is the bootstrap's.
         timeout = (job.description.get("timeout") or {}).get("attemptDurationSeconds")
-        return float(timeout or JOB_TIMEOUT_SECONDS)
+        timeout = timeout or (self._definition(job).get("timeout") or {}).get("attemptDurationSeconds")
+        return float(timeout or DEFAULT_TIMEOUT_SECONDS)
 
     def _run_environment(self, job: Job, run: Run, folder: Path) -> dict[str, str]:
         queue = str(job.description["jobQueue"]).rsplit("/", 1)[-1]
@@ -206,10 +217,17 @@ class BatchExecutor(Loop):
                 "AWS_BATCH_JOB_ARRAY_INDEX": str(run.index),
                 "AWS_BATCH_JOB_ARRAY_SIZE": str(job.array_size),
             }
+        # What exists only in AWS (the image's model folder, the GPU) replaced with local values.
+        variables = {k: v for k, v in (variables | self._local_settings).items() if v != ""}
         # The container's own disk, and its share of this machine's cores.
         variables.setdefault("OUTPUT_DIR", str(folder / "output"))
         variables.setdefault("INTRA_OP_THREADS", str(max(1, (os.cpu_count() or 1) // self._parallelism)))
-        return child_environment(self._aws_environment, variables)
+        # The job role's credentials, as the ECS task-role endpoint hands them to the container.
+        credentials = {}
+        role_arn = (self._definition(job).get("containerProperties") or {}).get("jobRoleArn")
+        if role_arn:
+            credentials = role_credentials(self._aws, str(role_arn), run.job_id.replace(":", "-"))
+        return child_environment(self._aws_environment | credentials, variables)
 
     def _execute(self, job: Job, run: Run) -> None:
         if self.stopping.is_set():
@@ -241,13 +259,15 @@ class BatchExecutor(Loop):
             if first:
                 job.status, job.started_at = "RUNNING", run.started_at
         if first:
+            self._report(job.job_id, "RUNNING")
             self._send(job, None)
         if run.index is not None:
+            self._report(run.job_id, "RUNNING")
             self._send(job, run)
 
     def _run_process(self, job: Job, run: Run, folder: Path) -> tuple[int, str]:
         label = f"{job.description['jobName'][:40]}{'' if run.index is None else f'[{run.index}]'}"
-        stream = _CloudWatchStream(self._logs, self._log_group, run.log_stream, self._log)
+        stream = CloudWatchStream(self._logs, self._log_group, run.log_stream, self._log)
         show = self._console.sink(f"job {run.job_id[:8]}{'' if run.index is None else f':{run.index}'}")
 
         def sink(line: str) -> None:
@@ -272,6 +292,9 @@ class BatchExecutor(Loop):
                 code = process.stop(grace=STOP_GRACE_SECONDS)
             elif self.stopping.is_set():
                 reason = STOPPED_REASON
+            with job.lock:
+                if job.reason and job.stopped_at is None:  # terminated (aws batch terminate-job)
+                    reason = job.reason
         finally:
             with self._lock:
                 self._running.pop(run.job_id, None)
@@ -284,6 +307,7 @@ class BatchExecutor(Loop):
         run.status = "SUCCEEDED" if run.exit_code == 0 and run.reason == SUCCESS_REASON else "FAILED"
         self._log(f"{run.job_id}: {run.status} (exit code {run.exit_code}; {run.reason})")
         if run.index is not None:
+            self._report(run.job_id, run.status, run.reason)
             self._send(job, run)
         with job.lock:
             if any(r.stopped_at is None for r in job.runs) or job.stopped_at is not None:
@@ -296,7 +320,22 @@ class BatchExecutor(Loop):
             else:
                 job.reason = f"{len(failed)} of {job.array_size} child jobs failed" if failed else ""
         self._log(f"{job.description['jobName']} ({job.job_id}): {job.status}")
+        self._report(job.job_id, job.status, job.reason)
         self._send(job, None)
+
+    def _report(self, job_id: str, status: str, reason: str = "") -> None:
+        """The job's real state into moto, so `aws batch list-jobs --job-status` and describe-jobs tell it."""
+        request = urllib.request.Request(  # noqa: S310 - the stack's loopback moto
+            f"{self._moto_url}{BATCH_STATUS_PATH}{urllib.parse.quote(job_id)}",
+            data=json.dumps({"status": status, "statusReason": reason}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+                pass
+        except (urllib.error.URLError, OSError) as exc:
+            self._log(f"{job_id}: state {status} not reported to moto: {exc}")
 
     # --- events --------------------------------------------------------------------------------
     def detail(self, job: Job, run: Run | None) -> dict[str, Any]:

@@ -36,15 +36,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
+from lambdas.local.cloudwatch import CloudWatchStream
 from lambdas.local.local_aws import LOOPBACK, REPO, LocalAws
 from lambdas.local.processes import Console, ManagedProcess
 from lambdas.local.worker import error_payload
 
-# Terraform's defaults (terraform/modules/lambda/variables.tf).
-TIMEOUT_SECONDS: Final = {"dispatcher": 300, "controller": 900, "monitor": 60, "idle_stopper": 120}
-MEMORY_MB: Final = {"dispatcher": 512, "controller": 256, "monitor": 256, "idle_stopper": 256}
-ASYNC_RETRIES: Final = {"dispatcher": 2, "controller": 1, "monitor": 2, "idle_stopper": 0}
-HANDLERS: Final = {key: f"lambdas.{key}.handler.lambda_handler" for key in TIMEOUT_SECONDS}
 MAX_CONTAINERS: Final = 4
 # Lambda waits 1 then 2 minutes between asynchronous attempts; locally seconds keep a try short.
 RETRY_DELAYS: Final = (1.0, 2.0)
@@ -59,28 +55,21 @@ _INVOKE_PATH: Final = "/2015-03-31/functions/"
 
 @dataclasses.dataclass(frozen=True)
 class FunctionSpec:
+    """A function as Terraform created it in moto (handler, role, limits, retries, DLQ), plus the
+    environment its containers get (its variables, the runtime's, and its role's credentials)."""
+
     key: str  # dispatcher | controller | monitor | idle_stopper
     name: str
     arn: str
+    handler: str
+    role_arn: str
+    timeout: int
+    memory: int
+    async_retries: int
     environment: Mapping[str, str]  # the function's own variables (what `aws lambda` shows)
     runtime_environment: Mapping[str, str]  # everything the container process gets
     dead_letter_queue_url: str
-
-    @property
-    def handler(self) -> str:
-        return HANDLERS[self.key]
-
-    @property
-    def timeout(self) -> int:
-        return TIMEOUT_SECONDS[self.key]
-
-    @property
-    def memory(self) -> int:
-        return MEMORY_MB[self.key]
-
-    @property
-    def async_retries(self) -> int:
-        return ASYNC_RETRIES[self.key]
+    log_group: str = ""
 
     def configuration(self) -> dict[str, Any]:
         """The FunctionConfiguration `aws lambda list-functions` shows."""
@@ -88,6 +77,7 @@ class FunctionSpec:
             "FunctionName": self.name,
             "FunctionArn": self.arn,
             "Runtime": "python3.12",
+            "Role": self.role_arn,
             "Handler": self.handler,
             "Timeout": self.timeout,
             "MemorySize": self.memory,
@@ -125,6 +115,18 @@ class Invocation:
     log: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class RawPayload:
+    """An Invoke request's body as it came: the container unmarshals it, as Lambda's runtime does, so
+    a payload Python cannot load (nested too deep) is the function's Runtime.UnmarshalError."""
+
+    text: str
+
+
+def payload_text(event: Any) -> str:
+    return event.text if isinstance(event, RawPayload) else json.dumps(event)
+
+
 class ContainerError(RuntimeError):
     """The container could not start (its init crashed or hung)."""
 
@@ -132,9 +134,12 @@ class ContainerError(RuntimeError):
 class Container:
     """One worker process of a function: one invocation at a time, its log lines on the console."""
 
-    def __init__(self, spec: FunctionSpec, label: str, console: Console) -> None:
+    def __init__(
+        self, spec: FunctionSpec, label: str, console: Console, cloudwatch: CloudWatchStream | None = None
+    ) -> None:
         self.spec = spec
         self._console_line = console.sink(label)
+        self._cloudwatch = cloudwatch
         self._answers: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._capture: list[str] | None = None
         self._captured: list[str] = []
@@ -169,6 +174,10 @@ class Container:
 
     def _log(self, line: str) -> None:
         self._console_line(line)
+        if self._cloudwatch is not None:
+            self._cloudwatch.add(line)
+            if line.startswith("REPORT RequestId: "):
+                self._cloudwatch.flush()  # one invocation's log at a time, as `aws logs tail` shows it
         if line.startswith("START RequestId: "):
             self._capture = []
         if self._capture is not None:
@@ -183,7 +192,11 @@ class Container:
     def invoke(self, request_id: str, event: Any, invoked_arn: str) -> Invocation:
         timeout = self.spec.timeout
         deadline_ms = int(datetime.now(UTC).timestamp() * 1000) + timeout * 1000
-        request = {"request_id": request_id, "event": event, "invoked_function_arn": invoked_arn}
+        request = {
+            "request_id": request_id,
+            "payload": payload_text(event),
+            "invoked_function_arn": invoked_arn,
+        }
         self._reported.clear()
         try:
             assert self.process.popen.stdin is not None
@@ -224,9 +237,12 @@ class TooManyRequestsError(RuntimeError):
 class FunctionPool:
     """The containers of one function, started on demand up to MAX_CONTAINERS and kept warm."""
 
-    def __init__(self, spec: FunctionSpec, console: Console) -> None:
+    def __init__(
+        self, spec: FunctionSpec, console: Console, logs: Callable[[str], CloudWatchStream] | None = None
+    ) -> None:
         self.spec = spec
         self._console = console
+        self._logs = logs
         self._idle: list[Container] = []
         self._all: list[Container] = []
         self._starting = 0
@@ -253,7 +269,9 @@ class FunctionPool:
             label = self.spec.key if self._serial == 1 else f"{self.spec.key}#{self._serial}"
         container: Container | None = None
         try:
-            container = Container(self.spec, label, self._console)
+            stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+            cloudwatch = self._logs(stream) if self._logs is not None else None
+            container = Container(self.spec, label, self._console, cloudwatch)
         finally:
             # One critical section, so that a starting container is always counted exactly once.
             with self._changed:
@@ -303,14 +321,26 @@ class LambdaHost:
 
     def __init__(self, specs: Mapping[str, FunctionSpec], aws: LocalAws, console: Console) -> None:
         self.specs = dict(specs)
-        self.pools = {key: FunctionPool(spec, console) for key, spec in self.specs.items()}
         self._aws = aws
+        self.pools = {
+            key: FunctionPool(spec, console, self._log_stream_factory(spec, console))
+            for key, spec in self.specs.items()
+        }
         self._console = console.sink("lambda")
         self._async = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lambda-async")
         self._stopping = threading.Event()
         self._observers: list[Callable[[str, Invocation], None]] = []
         self._views: dict[str, Callable[[], Any]] = {}
         self._server: ThreadingHTTPServer | None = None
+
+    def _log_stream_factory(
+        self, spec: FunctionSpec, console: Console
+    ) -> Callable[[str], CloudWatchStream] | None:
+        """Each container writes its own stream of the function's log group, as Lambda does."""
+        if not spec.log_group:
+            return None
+        log = console.sink("lambda")
+        return lambda stream: CloudWatchStream(self._aws.client("logs"), spec.log_group, stream, log)
 
     def observe(self, callback: Callable[[str, Invocation], None]) -> None:
         """Call `callback(function key, invocation)` after every invocation."""
@@ -379,7 +409,7 @@ class LambdaHost:
         message = str(invocation.payload.get("errorMessage", ""))[:1024]
         self._aws.client("sqs").send_message(
             QueueUrl=spec.dead_letter_queue_url,
-            MessageBody=json.dumps(event),
+            MessageBody=payload_text(event),
             MessageAttributes={
                 "RequestID": {"DataType": "String", "StringValue": request_id},
                 "ErrorCode": {"DataType": "Number", "StringValue": "200"},
@@ -464,13 +494,17 @@ def _make_handler(host: LambdaHost) -> type[BaseHTTPRequestHandler]:
                 self._error(413, "RequestTooLargeException", f"Request must be smaller than {limit} bytes")
                 return
             body = self.rfile.read(length) if length else b""
+            text = body.decode("utf-8", errors="surrogateescape") if body.strip() else "{}"
             try:
-                event = json.loads(body) if body.strip() else {}
+                json.loads(text)
+            except RecursionError:
+                pass  # valid JSON nested deeper than Python loads: the runtime's error, not the API's
             except ValueError as exc:
                 self._error(
                     400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}"
                 )
                 return
+            event = RawPayload(text)
             if invocation_type == "DryRun":
                 self._send(204, b"")
             elif invocation_type == "Event":

@@ -31,6 +31,9 @@ FAKE_CREDENTIALS: Final = {
 _CLIENT_CONFIG: Final = Config(
     retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30
 )
+# moto's sts:AssumeRole answers temporary keys with this prefix (they only ever reach the loopback
+# endpoints checked above).
+ROLE_KEY_PREFIX: Final = "ASIA"
 # Set in every child: lets the stack (and its tests) find anything it started, grandchildren included.
 RUN_MARKER: Final = "LOCAL_STACK_RUN_ID"
 
@@ -80,8 +83,11 @@ def check_local(env: Mapping[str, str]) -> None:
             require_loopback(value)
     if "AWS_ENDPOINT_URL" not in env:
         raise NotLocalError("AWS_ENDPOINT_URL is not set: an SDK would call real AWS")
-    if env.get("AWS_ACCESS_KEY_ID") != FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"]:
-        raise NotLocalError("only the fake credentials may be used by the local stack")
+    key = env.get("AWS_ACCESS_KEY_ID", "")
+    if key != FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"] and not (
+        key.startswith(ROLE_KEY_PREFIX) and env.get("AWS_SESSION_TOKEN")
+    ):
+        raise NotLocalError("only the fake credentials or moto's role credentials may be used locally")
     for forbidden in ("AWS_PROFILE", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
         if forbidden in env:
             raise NotLocalError(f"{forbidden} must not be set in the local stack")

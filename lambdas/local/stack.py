@@ -12,32 +12,31 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from lambdas.local.banner import banner
-from lambdas.local.batch_executor import BatchExecutor, monitor_event
-from lambdas.local.bootstrap import (
-    Resources,
-    create_resources,
-    instance_app_environment,
-    job_definition_environment,
-    resource_names,
-)
-from lambdas.local.host import MEMORY_MB, FunctionSpec, LambdaHost, runtime_variables
+from lambdas.local.batch_executor import BatchExecutor
+from lambdas.local.events import batch_state_change
+from lambdas.local.host import FunctionSpec, LambdaHost, runtime_variables
 from lambdas.local.local_aws import (
     LOOPBACK,
+    REPO,
     RUN_MARKER,
     LocalAws,
     aws_environment,
     child_environment,
     loopback_url,
 )
+from lambdas.local.moto_server import LAMBDA_URL_VARIABLE
+from lambdas.local.packages import build_code_zips
 from lambdas.local.processes import Console, LineSink, Loop, ManagedProcess, marked_processes
-from lambdas.local.sources import Schedule, TopicSubscription
+from lambdas.local.resources import Resources, read_resources, role_credentials
+from lambdas.local.sources import Schedule
 from lambdas.local.state import StateDir
 from lambdas.local.supervisor import AppSupervisor
+from lambdas.local.terraform import LOCAL_CONTAINER_IMAGE, LocalTerraform, TerraformError
 
 READY_LINE: Final = "Local stack ready."
 MOTO_START_TIMEOUT: Final = 60.0
@@ -89,11 +88,15 @@ class LocalStack:
         self.app_url = loopback_url(options.app_port) if options.app else None
         self.aws_env = aws_environment(self.moto_url, self.lambda_url)
         self.resources: Resources | None = None
+        self.terraform = LocalTerraform(
+            self.state.root / "terraform", self.moto_url, console.sink("terraform")
+        )
         self._moto: ManagedProcess | None = None
+        self._watchdog: ManagedProcess | None = None
         self._aws: LocalAws | None = None
         self._host: LambdaHost | None = None
         self._loops: list[Loop] = []
-        # Fresh per run, never inherited: the final sweep kills what carries it.
+        # Fresh per run, never inherited: the final sweep (and the watchdog) kill what carries it.
         self.run_id = uuid.uuid4().hex
 
     # --- start ---------------------------------------------------------------------------------
@@ -112,46 +115,44 @@ class LocalStack:
         os.environ.update(self.aws_env | {RUN_MARKER: self.run_id})
         run = {"pid": os.getpid(), "run_id": self.run_id, "moto": self.moto_url, "lambda": self.lambda_url}
         (self.state.root / "run.json").write_text(json.dumps(run | {"app": self.app_url}))
+        self._start_watchdog()
         self._start_moto()
         aws = self._aws = LocalAws(self.moto_url)
-        names = resource_names()
-        settings = self._app_settings()
-        job_environment = {
-            compute: job_definition_environment(names, compute, settings) for compute in ("gpu", "cpu")
-        }
         started = time.monotonic()
-        resources = self.resources = create_resources(
-            aws, api_key=self.state.api_key(), names=names, job_environment=job_environment
+        resources = self.resources = self._apply(aws)
+        applied = time.monotonic() - started
+        # The key is the stack's (generated once, kept in the state folder); Terraform only created
+        # the parameter with a placeholder, as in AWS, where scripts/set-api-key.sh sets the value.
+        aws.client("ssm").put_parameter(
+            Name=resources.api_key_parameter, Value=self.state.api_key(), Type="SecureString", Overwrite=True
         )
+        if resources.stop_after_first_boot:
+            # The user data's first boot ends with a shutdown that stops the instance (moto runs none).
+            aws.client("ec2").stop_instances(InstanceIds=[resources.instance_id])
         restored = self.state.restore_buckets(aws.client("s3"), self._saved_buckets(resources))
-        self.log(f"resources ready in {time.monotonic() - started:.1f} s; {restored} S3 object(s) restored")
-        host = self._host = LambdaHost(self._function_specs(resources), aws, self.console)
+        self.log(
+            f"terraform apply: every resource created in {applied:.1f} s; {restored} S3 object(s) restored"
+        )
+        host = self._host = LambdaHost(self._function_specs(aws, resources), aws, self.console)
         host.serve(options.lambda_port)
-        supervisor = self._supervisor(aws, host, names, settings) if options.app else None
-        executor = self._executor(aws, host, names)
+        supervisor = self._supervisor(aws, host, resources) if options.app else None
+        executor = self._executor(aws, host, resources)
         host.add_view("/local/batch/jobs", executor.snapshot)
         host.add_view("/local/status", self.status)
-        rule_arn = f"arn:aws:events:{resources.region}:{resources.account_id}:rule/{names['idle_check_rule']}"
-        self._loops += [
-            executor,
-            TopicSubscription(
-                aws,
-                host,
-                "dispatcher",
-                resources.trigger_local_queue_url,
-                resources.trigger_subscription_arn,
-                self.console.sink("sns"),
-            ),
-            Schedule(
-                host,
-                "idle_stopper",
-                rule_arn,
-                options.idle_check_seconds,
-                # While the app boots, EC2 would still say "pending", which the idle stopper leaves alone.
-                (lambda: supervisor.booting) if supervisor is not None else (lambda: False),
-                self.console.sink("schedule"),
-            ),
-        ]
+        self._loops.append(executor)
+        for route in resources.routes:
+            if route.schedule is not None:
+                self._loops.append(
+                    Schedule(
+                        host,
+                        route.function_key,
+                        route.rule_arn,
+                        options.idle_check_seconds,
+                        # While the app boots, EC2 would say "pending", which the idle stopper leaves alone.
+                        (lambda: supervisor.booting) if supervisor is not None else (lambda: False),
+                        self.console.sink("schedule"),
+                    )
+                )
         for loop in self._loops:
             loop.start()
         self.console.line(
@@ -168,21 +169,42 @@ class LocalStack:
         )
         self.console.line("", READY_LINE)
 
-    def _supervisor(
-        self, aws: LocalAws, host: LambdaHost, names: dict[str, str], settings: dict[str, str]
-    ) -> AppSupervisor:
-        assert self.resources is not None
-        app_environment = instance_app_environment(names, settings) | {
-            "HOST": LOOPBACK,
-            "PORT": str(self.options.app_port),
-            "AUTO_SHUTDOWN_IDLE_TIME": str(self.options.auto_shutdown_idle_time),
-            "JOB_SPOOL_DIR": str(self.state.spool_dir),
+    def _apply(self, aws: LocalAws) -> Resources:
+        """terraform/ applied into this (empty) moto; what it created, read back."""
+        build_dir = build_code_zips(self.state.root / "build" / "lambda")
+        variables = {
+            "container_image": LOCAL_CONTAINER_IMAGE,
+            "gpu_ami_id": _moto_ami(aws),
+            "lambda_build_dir": str(build_dir),
+            "enable_s3_event_notifications": True,
         }
+        try:
+            self.terraform.prepare(variables)
+            self.terraform.init()
+            outputs = self.terraform.apply()
+        except TerraformError as exc:  # ProviderUnavailableError too: it says how to get a provider
+            raise StartError(str(exc)) from None
+        return read_resources(aws, outputs)
+
+    def _supervisor(self, aws: LocalAws, host: LambdaHost, resources: Resources) -> AppSupervisor:
+        """The app with the variables Terraform gave the instance's container (its user data), the local
+        replacements for what exists only on the instance, and the instance role's credentials."""
+        app_environment = (
+            dict(resources.instance_app_environment)
+            | self._app_settings()
+            | {
+                "HOST": LOOPBACK,
+                "PORT": str(self.options.app_port),
+                "AUTO_SHUTDOWN_IDLE_TIME": str(self.options.auto_shutdown_idle_time),
+                "JOB_SPOOL_DIR": str(self.state.spool_dir),
+            }
+        )
+        credentials = role_credentials(aws, resources.instance_role_arn, resources.instance_id)
         supervisor = AppSupervisor(
             aws,
-            self.resources.instance_id,
+            resources.instance_id,
             self.options.app_port,
-            child_environment(self.aws_env, app_environment),
+            child_environment(self.aws_env | credentials, _without_empty(app_environment)),
             self.console,
         )
         # The controller and the idle stopper change the instance: follow at once, not at the next poll.
@@ -190,30 +212,63 @@ class LocalStack:
         self._loops.append(supervisor)
         return supervisor
 
-    def _executor(self, aws: LocalAws, host: LambdaHost, names: dict[str, str]) -> BatchExecutor:
-        resources = self.resources
-        assert resources is not None
+    def _executor(self, aws: LocalAws, host: LambdaHost, resources: Resources) -> BatchExecutor:
+        def emit(detail: dict[str, Any]) -> None:
+            # EventBridge: the state change goes to the targets of every rule whose pattern matches.
+            event = batch_state_change(detail, resources.account_id, resources.region)
+            for route in resources.routes_for(event):
+                host.invoke_async(route.function_key, event)
+
         return BatchExecutor(
             aws,
             queues={
-                names[f"{kind}_job_queue"]: resources.compute_environments[kind] for kind in ("gpu", "cpu")
+                resources.job_queues[kind]: resources.compute_environments[resources.job_queues[kind]]
+                for kind in ("gpu", "cpu")
             },
-            name_prefix=names["name_prefix"],
+            name_prefix=resources.name_prefix,
             log_group=resources.batch_log_group,
             aws_environment=self.aws_env,
+            local_settings=self._app_settings(),
             workdir=self.state.batch_dir,
-            emit=monitor_event(
-                lambda event: host.invoke_async("monitor", event), resources.account_id, resources.region
-            ),
+            emit=emit,
             console=self.console,
+            moto_url=self.moto_url,
             parallelism=self.options.batch_parallelism,
+        )
+
+    def _start_watchdog(self) -> None:
+        self._watchdog = ManagedProcess(
+            "watchdog",
+            [sys.executable, "-m", "lambdas.local.watchdog", str(os.getpid()), self.run_id],
+            env=child_environment(self.aws_env, {"PYTHONPATH": str(REPO)}),
+            cwd=REPO,
+            sink=self.console.sink("watchdog"),
         )
 
     def _start_moto(self) -> None:
         self._moto = ManagedProcess(
             "moto",
-            [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.options.moto_port)],
-            env=child_environment(self.aws_env),
+            [
+                sys.executable,
+                "-m",
+                "lambdas.local.moto_server",
+                "-H",
+                LOOPBACK,
+                "-p",
+                str(self.options.moto_port),
+            ],
+            env=child_environment(
+                self.aws_env,
+                {
+                    "PYTHONPATH": str(REPO),
+                    # AWS-managed policies (AmazonEC2ContainerServiceforEC2Role, ...) exist in every
+                    # account; moto loads them only when asked.
+                    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+                    # IAM enforcement from the first request (see moto_server.py for what it covers).
+                    "INITIAL_NO_AUTH_ACTION_COUNT": "0",
+                    LAMBDA_URL_VARIABLE: self.lambda_url,
+                },
+            ),
             cwd=self.state.root,
             sink=_moto_line(self.console.sink("moto")),
         )
@@ -242,7 +297,8 @@ class LocalStack:
             pass
 
     def _app_settings(self) -> dict[str, str]:
-        """Local replacements for what only exists in AWS (model folder, GPU, models bucket sync)."""
+        """Local replacements for what only exists in AWS (model folder, GPU, models bucket sync); an
+        empty value removes the variable."""
         settings = {name: os.environ[name] for name in PASSED_APP_SETTINGS if os.environ.get(name)}
         settings.setdefault("MODEL_ROOT", str(Path("~/.insightface").expanduser()))
         return settings | {
@@ -252,7 +308,9 @@ class LocalStack:
             "INDEX_DIR": str(self.state.index_dir),
         }
 
-    def _function_specs(self, resources: Resources) -> dict[str, FunctionSpec]:
+    def _function_specs(self, aws: LocalAws, resources: Resources) -> dict[str, FunctionSpec]:
+        """Each function as Terraform created it, running with its role's credentials. Only the app's
+        address differs: the controller and the idle stopper reach the app on 127.0.0.1."""
         app_url = self.app_url or loopback_url(self.options.app_port)
         overrides = {
             "controller": {"APP_URL_OVERRIDE": app_url, "APP_PORT": str(self.options.app_port)},
@@ -262,23 +320,24 @@ class LocalStack:
                 "AUTO_SHUTDOWN_IDLE_TIME": str(self.options.auto_shutdown_idle_time),
             },
         }
-        dead_letter_queues = {
-            "dispatcher": resources.trigger_dlq_url,
-            "controller": resources.trigger_dlq_url,
-            "monitor": resources.monitor_dlq_url,
-            "idle_stopper": resources.monitor_dlq_url,
-        }
         specs = {}
-        for key, name in resources.function_names.items():
-            environment = resources.function_environment(key, **overrides.get(key, {}))
-            runtime = runtime_variables(name, MEMORY_MB[key], resources.region)
+        for key, function in resources.functions.items():
+            environment = dict(function.environment) | overrides.get(key, {})
+            runtime = runtime_variables(function.name, function.memory, resources.region)
+            credentials = role_credentials(aws, function.role_arn, function.name)
             specs[key] = FunctionSpec(
                 key=key,
-                name=name,
-                arn=resources.function_arn(key),
+                name=function.name,
+                arn=function.arn,
+                handler=function.handler,
+                role_arn=function.role_arn,
+                timeout=function.timeout,
+                memory=function.memory,
+                async_retries=function.async_retries,
                 environment=environment,
-                runtime_environment=child_environment(self.aws_env, environment | runtime),
-                dead_letter_queue_url=dead_letter_queues[key],
+                runtime_environment=child_environment(self.aws_env | credentials, environment | runtime),
+                dead_letter_queue_url=function.dead_letter_queue_url,
+                log_group=runtime["AWS_LAMBDA_LOG_GROUP_NAME"],
             )
         return specs
 
@@ -315,6 +374,10 @@ class LocalStack:
             )
         if self._moto is not None:
             self._quietly("stopping moto", lambda: self._moto.stop(grace=10) if self._moto else None)
+        if self._watchdog is not None:
+            self._quietly(
+                "stopping the watchdog", lambda: self._watchdog.stop(grace=5) if self._watchdog else None
+            )
         leftovers = marked_processes(self.run_id)
         if leftovers:
             # Something daemonised itself out of its process tree; it is still ours to stop.
@@ -329,3 +392,17 @@ class LocalStack:
             action()
         except Exception as exc:  # keep stopping the rest
             self.log(f"{what} failed: {type(exc).__name__}: {exc}")
+
+
+def _without_empty(variables: Mapping[str, str]) -> dict[str, str]:
+    return {name: value for name, value in variables.items() if value != ""}
+
+
+def _moto_ami(aws: LocalAws) -> str:
+    """An x86_64 Amazon Linux 2 AMI from moto's catalogue (moto's RunInstances needs a known AMI)."""
+    images = aws.client("ec2").describe_images(
+        Owners=["amazon"], Filters=[{"Name": "name", "Values": ["amzn2-ami-hvm-*-x86_64-gp2"]}]
+    )["Images"]
+    if not images:
+        raise StartError("moto offers no Amazon Linux 2 x86_64 AMI")
+    return str(sorted(images, key=lambda image: image["Name"])[-1]["ImageId"])

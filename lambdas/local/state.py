@@ -1,12 +1,13 @@
 """The state folder (`--state-dir`, default .local-stack): what survives a restart of the stack.
 
 moto keeps its state in memory only (its recorder replays requests, which would start instances
-and re-send messages again), so every start bootstraps a fresh moto, and this folder carries:
+and re-send messages again), so every start applies Terraform into a fresh moto, and this folder carries:
 - `api-key`: generated once (0600), put into the SSM parameter at each start;
 - `app/index`, `app/spool`: the app's embedded vector index and job spool (the instance's disk);
 - `s3/<bucket>/`: the stack's buckets, saved at a clean stop and restored at start (a manifest plus
   one file per object, named by the hash of its key, so any key is a safe file name);
 - `batch/`: scratch folders of running jobs (each removed when its job ends);
+- `terraform/`: the working copy of terraform/ and its state (see terraform.py); `build/`: the code zips;
 - `.lock`: held while a stack runs on this folder, so two stacks never share it.
 Queues, topics' messages, Batch jobs and idempotency records start empty at every start.
 """
@@ -116,7 +117,7 @@ class StateDir:
         }
 
     def restore_buckets(self, s3: Any, buckets: Iterable[str]) -> int:
-        """Put every saved object back (the buckets exist already: the bootstrap made them)."""
+        """Put every saved object back (the buckets exist already: Terraform made them)."""
         restored = 0
         for bucket in buckets:
             folder = self._bucket_dir(bucket)

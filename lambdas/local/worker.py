@@ -59,7 +59,11 @@ def _invoke(handler: Any, request: dict[str, Any]) -> dict[str, Any]:
     request_id = request["request_id"]
     context = LambdaContext(request_id, request["invoked_function_arn"], request["deadline_ms"])
     try:
-        result = handler(request["event"], context)
+        event = json.loads(request["payload"])
+    except (ValueError, RecursionError) as exc:  # what Lambda's Python runtime answers for such input
+        return {"error": error_payload(exc, request_id, "Runtime.UnmarshalError")}
+    try:
+        result = handler(event, context)
     except Exception as exc:
         traceback.print_exc(file=sys.stdout)  # the runtime logs the error, as in CloudWatch
         return {"error": error_payload(exc, request_id)}

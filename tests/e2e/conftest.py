@@ -19,14 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
-from lambdas.local.bootstrap import resource_names
 from lambdas.local.stack import READY_LINE
+from lambdas.local.terraform import LocalTerraform
 from tests.gpu_app.conftest import MODEL_PACK, MODEL_ROOT
 from tests.support.moto_server import TEST_ENV, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 AWS_CLI = str(Path(sys.executable).parent / "aws")
-START_TIMEOUT = 120.0
+# terraform apply of the whole stack into moto (about 90 s on 2 busy cores) is part of the start.
+START_TIMEOUT = 420.0
 STOP_TIMEOUT = 90.0
 # Short enough to watch the idle stopper act, long enough for a test to use the app between calls.
 IDLE_CHECK_SECONDS = 2
@@ -234,11 +235,15 @@ class LocalStack:
     def controller(self) -> str:
         return self.names["controller_function"]
 
+    def terraform(self) -> LocalTerraform:
+        """The stack's Terraform working copy, on its moto."""
+        return LocalTerraform(self.process.state_dir / "terraform", self.process.moto_url, lambda _: None)
+
     def queue_url(self, key: str) -> str:
-        return f"{self.process.moto_url}/123456789012/{self.names[key]}"
+        return self.names[f"{key}_url"]
 
     def topic_arn(self, key: str) -> str:
-        return f"arn:aws:sns:us-east-1:123456789012:{self.names[key]}"
+        return self.names[f"{key}_arn"]
 
     def app(self) -> httpx.Client:
         return httpx.Client(base_url=self.process.app_url, headers={"X-API-Key": self.api_key}, timeout=60)
@@ -294,11 +299,36 @@ def stack_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackPro
     (process.state_dir.parent / "stack.log").write_text("\n".join(process.history + process.lines))
 
 
+def terraform_outputs(state_dir: Path) -> dict[str, Any]:
+    """`terraform output -json` of the stack's working copy: the names Terraform gave everything."""
+    return LocalTerraform(state_dir / "terraform", "http://127.0.0.1:1", lambda _: None).outputs()
+
+
+def names_from_outputs(outputs: dict[str, Any], moto_url: str) -> dict[str, str]:
+    """The names the tests use, every one read from Terraform's outputs (plus the local inbox queue)."""
+    functions = outputs["lambda_function_names"]
+    prefix = str(outputs["ml_input_bucket"]).split("-ml-input-")[0]
+    return {
+        "input_bucket": outputs["ml_input_bucket"],
+        "output_bucket": outputs["ml_output_bucket"],
+        "gpu_job_queue": outputs["gpu_job_queue"],
+        "cpu_job_queue": outputs["cpu_job_queue"],
+        "batch_log_group": outputs["batch_log_group_name"],
+        "api_key_parameter": outputs["api_key_parameter_name"],
+        "trigger_topic_arn": outputs["trigger_events_topic_arn"],
+        "trigger_dlq_url": outputs["trigger_dlq_url"],
+        "monitor_dlq_url": outputs["monitor_dlq_url"],
+        "notifications_local_queue_url": f"{moto_url}/123456789012/{prefix}-notifications-local",
+        "gpu_instance_id": outputs["gpu_instance_id"],
+        **{f"{key}_function": name for key, name in functions.items()},
+    }
+
+
 @pytest.fixture(scope="session")
 def local_stack(stack_process: StackProcess) -> LocalStack:
     return LocalStack(
         process=stack_process,
         cli=Cli(stack_process),
-        names=resource_names(),
+        names=names_from_outputs(terraform_outputs(stack_process.state_dir), stack_process.moto_url),
         api_key=(stack_process.state_dir / "api-key").read_text().strip(),
     )

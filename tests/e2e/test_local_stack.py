@@ -10,10 +10,13 @@ import base64
 import io
 import json
 import re
+import signal
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pyarrow.parquet as pq
 import pytest
@@ -304,6 +307,134 @@ def test_stop_and_the_idle_stopper_stop_the_instance_and_the_app_refuses_work(
     assert status["state"] == "stopped"
 
 
+def test_every_resource_is_terraforms_and_the_functions_run_with_its_roles(local_stack: LocalStack) -> None:
+    state = local_stack.terraform().state_list()
+    assert "terraform apply: every resource created in" in local_stack.process.output
+    for address in (
+        "module.ec2_gpu.aws_instance.this",
+        'module.lambda.aws_lambda_function.this["dispatcher"]',
+        "module.lambda.aws_cloudwatch_event_rule.idle_check",
+        "module.s3.aws_s3_bucket_notification.input[0]",
+        'module.batch.aws_batch_compute_environment.this["gpu"]',
+        "module.sns.aws_sns_topic_subscription.dispatcher",
+    ):
+        assert address in state, address
+    functions = local_stack.cli.json("lambda", "list-functions", endpoint=local_stack.process.lambda_url)
+    roles = {f["FunctionName"]: f["Role"] for f in functions["Functions"]}
+    # What moto's Lambda holds is what Terraform created, and what the host runs.
+    created = local_stack.cli.json("lambda", "list-functions")["Functions"]
+    assert roles == {f["FunctionName"]: f["Role"] for f in created}
+
+
+def test_delete_of_an_image_works_with_the_instance_roles_permissions(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    local_stack.start_instance()
+    with local_stack.app() as app:
+        stored = app.post(
+            "/upload-images/", files=[("files", ("del.jpg", IMAGES["a_original.jpg"], "image/jpeg"))]
+        )
+        assert stored.status_code == 200, stored.text
+        image_id = stored.json()["results"][0]["image_id"]
+        key = stored.json()["results"][0]["storage_key"]
+
+        deleted = app.delete(f"/images/{image_id}")
+
+        assert deleted.status_code == 200, deleted.text
+        assert app.get(f"/images/{image_id}").status_code == 404
+    listing = local_stack.cli.run("s3", "ls", f"s3://{local_stack.input_bucket}/{key}", check=False).stdout
+    assert listing.strip() == ""
+
+
+def test_start_and_process_takes_more_files_than_one_app_request(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    count = 130  # the app takes 100 files per request
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for index in range(count):
+        (folder / f"blank-{index:03d}.jpg").write_bytes(blank_jpeg(seed=index))
+    local_stack.cli.run("s3", "cp", str(folder), f"s3://{local_stack.input_bucket}/many/", "--recursive")
+    files = [f"many/blank-{index:03d}.jpg" for index in range(count)]
+
+    answer, result = local_stack.cli.invoke(
+        local_stack.controller, {"action": "start_and_process", "payload": {"files": files}}
+    )
+
+    assert "FunctionError" not in answer, result
+    assert sorted(r["storage_key"] for r in result["results"]) == files
+
+
+def test_an_upload_under_the_event_prefix_reaches_the_dispatcher(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    group = f"/aws/lambda/{local_stack.names['dispatcher_function']}"
+
+    def invocations() -> int:
+        events = local_stack.cli.json("logs", "filter-log-events", "--log-group-name", group)["events"]
+        return sum(event["message"].startswith("START RequestId:") for event in events)
+
+    before = invocations()
+    # enable_s3_event_notifications: S3 notification -> trigger topic -> the dispatcher's subscription.
+    upload(local_stack, tmp_path, "incoming/event.jpg", IMAGES["a_original.jpg"])
+
+    wait_for(lambda: invocations() > before, 60, "the S3 event to invoke the dispatcher")
+
+
+def test_batch_list_jobs_shows_running_jobs_and_terminate_job_stops_one(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    upload(
+        local_stack,
+        tmp_path,
+        "jobs/sleep.py",
+        b"import time\nprint('sleeping', flush=True)\ntime.sleep(600)\n",
+    )
+    message = {
+        "trigger_type": "batch_job",
+        "data": {"script_key": "jobs/sleep.py", "compute_type": "cpu"},
+        "metadata": {"user": "erin", "project": "faces", "experiment": "sleepy"},
+    }
+    local_stack.cli.publish(local_stack.topic_arn("trigger_topic"), message)
+    queue = local_stack.names["cpu_job_queue"]
+
+    def running() -> list[dict[str, Any]]:
+        listed = local_stack.cli.json("batch", "list-jobs", "--job-queue", queue, "--job-status", "RUNNING")
+        return [job for job in listed["jobSummaryList"] if job["jobName"].startswith("sleep-faces-sleepy-")]
+
+    (job,) = wait_for(running, 90, "the job to be RUNNING in list-jobs")
+    local_stack.cli.run("batch", "terminate-job", "--job-id", job["jobId"], "--reason", "stopped by hand")
+
+    failed = local_stack.notification("[FAILED] Batch job sleep-faces-sleepy-", timeout=60)
+    assert "stopped by hand" in failed["Message"]
+    assert not running()
+    (described,) = local_stack.cli.json("batch", "describe-jobs", "--jobs", job["jobId"])["jobs"]
+    assert (described["status"], described["statusReason"]) == ("FAILED", "stopped by hand")
+
+
+def test_the_functions_logs_are_in_their_log_groups_and_both_dlqs_answer(local_stack: LocalStack) -> None:
+    monitor = local_stack.names["monitor_function"]
+    broken = {"detail-type": "Batch Job State Change", "detail": 42}  # the handler cannot read it
+    answer, _ = local_stack.cli.invoke(monitor, broken, "--invocation-type", "Event")
+    assert answer["StatusCode"] == 202
+
+    (dead,) = wait_for(
+        lambda: local_stack.cli.receive(local_stack.queue_url("monitor_dlq"), wait=2),
+        60,
+        "the monitor's dead letter",
+    )
+    assert json.loads(dead["Body"]) == broken
+    events = local_stack.cli.json("logs", "filter-log-events", "--log-group-name", f"/aws/lambda/{monitor}")[
+        "events"
+    ]
+    request_id = dead["MessageAttributes"]["RequestID"]["StringValue"]
+    assert any(event["message"].startswith(f"START RequestId: {request_id}") for event in events)
+    streams = local_stack.cli.json(
+        "logs", "describe-log-streams", "--log-group-name", f"/aws/lambda/{monitor}"
+    )
+    assert all("[$LATEST]" in stream["logStreamName"] for stream in streams["logStreams"])
+
+
 def _refused(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
@@ -337,3 +468,38 @@ def test_ctrl_c_leaves_nothing_behind_and_a_restart_keeps_the_state(
     with local_stack.app() as app:
         for face_id in kept_faces:
             assert app.get(f"/faces/{face_id}").status_code == 200
+
+
+def test_terraform_destroy_leaves_nothing_in_state(local_stack: LocalStack) -> None:
+    terraform = local_stack.terraform()
+    # As in AWS (s3_force_destroy is off), versioned buckets with objects are emptied first.
+    s3 = boto3.resource(
+        "s3",
+        endpoint_url=local_stack.process.moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    for bucket in s3.buckets.all():
+        bucket.object_versions.delete()
+
+    terraform.destroy()
+
+    assert terraform.state_list() == []
+    assert local_stack.cli.run("s3", "ls").stdout.strip() == ""
+
+
+def test_a_killed_stack_leaves_no_process_and_frees_its_ports(local_stack: LocalStack) -> None:
+    process = local_stack.process
+    assert process.process is not None
+    run_id = process.run_id()
+    assert marked_processes(run_id)
+
+    process.process.send_signal(signal.SIGKILL)  # no clean stop: the watchdog must end the children
+    process.process.wait(10)
+
+    deadline = time.monotonic() + 30
+    while marked_processes(run_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marked_processes(run_id) == []
+    assert all(_refused(port) for port in (process.moto_port, process.lambda_port, process.app_port))

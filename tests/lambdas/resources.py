@@ -1,5 +1,5 @@
-"""The AWS resources the Lambda functions use, created by the local stack's bootstrap
-(`lambdas/local/bootstrap.py`, names from terraform/naming.json) against whatever endpoint
+"""The AWS resources the Lambda functions use, created by tests/support/stack_resources.py
+(names from terraform/naming.json) against whatever endpoint
 AWS_ENDPOINT_URL names (moto here).
 
 `Stack.environment(function)` gives each function exactly the variables `lambdas/common/env.py`
@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 
-from lambdas.local.bootstrap import Resources, create_resources
+from tests.support.stack_resources import Resources, create_resources
 
 API_KEY = "local-test-api-key"
 # Not Terraform's default type: the fallback tests switch to g4dn.xlarge, which must differ from it.

@@ -1,6 +1,8 @@
-"""The resources of the Terraform stack, created in moto under the same names; safe to run again.
+"""A fixture for the Lambda functions' unit tests (tests/lambdas): the resources they call, created
+directly in moto under the Terraform stack's names, in a second (`make run` applies terraform/
+itself; this is only the tests' fast stand-in). Safe to run again.
 
-Names come from `terraform/naming.json`, the file tests/terraform checks the HCL against, so a local
+Names come from `terraform/naming.json`, the file tests/terraform checks the HCL against, so a test
 resource and its AWS twin share their name. Every step creates what is missing and keeps what is
 there (running the bootstrap twice changes nothing). The environments handed to the functions, the
 job definitions and the app mirror the Terraform modules that set them in AWS:

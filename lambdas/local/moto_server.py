@@ -1,0 +1,305 @@
+"""moto's server as the local stack runs it: `python -m lambdas.local.moto_server -p PORT`.
+
+The same moto 5.2.5 server (`python -m moto.server`), with six differences from moto, each one a
+place where moto does not behave as AWS does and the stack would otherwise diverge from AWS:
+
+- **MonitorInstances / UnmonitorInstances** raise NotImplementedError in moto (HTTP 500). The AWS
+  SDK retries a 500 with backoff, so `aws_instance` with `monitoring = true` stays "Still creating"
+  for minutes and then fails. Here they switch the instance's monitoring state, as EC2 does.
+- **DeadLetterConfig** of a function: moto drops it (GetFunctionConfiguration never shows it);
+  here it is kept and shown, so the local Lambda host sends failed events where Terraform said.
+- **Bucket policy conditions**: moto treats every condition operator but StringEquals as met, so the
+  stack's deny-non-TLS statements would deny every object request (see
+  `patch_bucket_policy_conditions`).
+- **IAM enforcement** (`INITIAL_NO_AUTH_ACTION_COUNT`): moto checks requests against the caller's
+  IAM policies, but only S3 and SQS (and IAM, STS) tell it which resource a request is for; every
+  other service is checked against the resource "*", which no least-privilege statement names, so
+  everything would be denied. Here those services are checked per action (some statement must allow
+  the action, on any resource). The operator's fake credentials (`testing`, what Terraform, the
+  stack itself and the README's commands use) stand for the account's administrator and are not
+  checked; credentials from sts:AssumeRole of the stack's roles are.
+- **SNS -> Lambda**: moto hands a Lambda subscription's message to its own Lambda (which only echoes
+  without Docker) in a placeholder event. Here the event Lambda builds (the real subscription and
+  topic ARNs, message id and attributes) is sent to the local Lambda host as an asynchronous
+  invocation, which is how SNS invokes Lambda.
+- **Batch job states**: moto without Docker marks a job SUCCEEDED at once and runs nothing. The local
+  executor runs the job and reports its real state here (`POST /_local/batch/jobs/<id>` with
+  `{"status", "statusReason"}`), so `aws batch list-jobs --job-status RUNNING` and describe-jobs show
+  it; `aws batch terminate-job` sets the job FAILED, which the executor sees and stops the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from werkzeug.serving import run_simple
+from werkzeug.wrappers import Request, Response
+
+# Set by the stack: where SNS delivers to Lambda subscriptions.
+LAMBDA_URL_VARIABLE: Final = "LOCAL_LAMBDA_URL"
+OPERATOR_ACCESS_KEY: Final = "testing"
+# Services whose moto responses name the resource of each request (the rest are checked per action).
+RESOURCE_CHECKED_SERVICES: Final = frozenset({"s3", "sqs", "iam", "sts"})
+BATCH_STATUS_PATH: Final = "/_local/batch/jobs/"
+TLS_REQUEST_CONTEXT: Final = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+_DELIVERY_TIMEOUT: Final = 10
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _credential_scope(headers: Any) -> tuple[str, str]:
+    """(access key id, service) of a SigV4 request; ("", "") when unsigned."""
+    authorization = str(headers.get("Authorization") or "")
+    if "Credential=" not in authorization:
+        return "", ""
+    scope = authorization.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+    return scope[0], (scope[3] if len(scope) > 3 else "")
+
+
+def patch_monitoring() -> None:
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses.monitoring import Monitoring
+
+    def change(self: Any, state: str) -> ActionResult:
+        self.error_on_dryrun()
+        instances = self.ec2_backend.get_multi_instances_by_id(self._get_param("InstanceIds", []))
+        for instance in instances:
+            instance.monitoring_state = state
+        return ActionResult(
+            {"InstanceMonitorings": [{"InstanceId": i.id, "Monitoring": {"State": state}} for i in instances]}
+        )
+
+    Monitoring.monitor_instances = lambda self: change(self, "enabled")  # type: ignore[method-assign]
+    Monitoring.unmonitor_instances = lambda self: change(self, "disabled")  # type: ignore[method-assign]
+
+
+def patch_lambda_dead_letter_config() -> None:
+    """moto drops a function's DeadLetterConfig; AWS keeps it and GetFunctionConfiguration shows it."""
+    from moto.awslambda.models import LambdaFunction
+
+    original_init = LambdaFunction.__init__
+    original_configuration = LambdaFunction.get_configuration
+    original_update = LambdaFunction.update_configuration
+
+    def init(self: Any, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        original_init(self, account_id, spec, *args, **kwargs)
+        self.dead_letter_config = spec.get("DeadLetterConfig") or None
+
+    def configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        config = original_configuration(self, *args, **kwargs)
+        if getattr(self, "dead_letter_config", None):
+            config["DeadLetterConfig"] = self.dead_letter_config
+        return config
+
+    def update(self: Any, updates: dict[str, Any]) -> dict[str, Any]:
+        if "DeadLetterConfig" in updates:
+            self.dead_letter_config = updates["DeadLetterConfig"] or None
+        return original_update(self, updates)  # type: ignore[no-any-return]
+
+    LambdaFunction.__init__ = init  # type: ignore[method-assign]
+    LambdaFunction.get_configuration = configuration  # type: ignore[method-assign]
+    LambdaFunction.update_configuration = update  # type: ignore[method-assign]
+
+
+def patch_bucket_policy_conditions() -> None:
+    """moto evaluates only StringEquals in policy conditions and treats every other operator as met, so
+    the stack's `DenyInsecureTransport` (Bool aws:SecureTransport = false) and `DenyOutdatedTls`
+    (NumericLessThan s3:TlsVersion 1.2) statements would deny every object request. Here Bool and
+    NumericLessThan are evaluated, with the request context of a TLS 1.3 request: the loopback link
+    between the stack's processes stands in for TLS (the endpoints are plain http://127.0.0.1)."""
+    from moto.iam import policy_conditions
+    from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def first(expected: list[str] | str) -> str:
+        return str(expected[0] if isinstance(expected, list) else expected)
+
+    operations = policy_conditions.CONDITION_OPERATIONS
+    operations["Bool"] = lambda expected, actual: first(expected).lower() == str(actual).lower()
+    operations["NumericLessThan"] = lambda expected, actual: float(actual) < float(first(expected))
+
+    original_statement = IAMPolicyStatement.is_action_permitted
+
+    def statement_permits(
+        self: Any,
+        action: str,
+        resource: str = "*",
+        principal: str | None = None,
+        incoming_condition_values: dict[str, str] | None = None,
+    ) -> Any:
+        # A statement whose condition is not met does not apply (moto answers DENIED, which turns
+        # every conditional Deny into an unconditional one).
+        if self._statement.get("Condition") and not self._check_conditions(incoming_condition_values):
+            return PermissionResult.NEUTRAL
+        return original_statement(self, action, resource, principal, incoming_condition_values)
+
+    IAMPolicyStatement.is_action_permitted = statement_permits  # type: ignore[method-assign]
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = IAMPolicy(self.policy.decode())
+        return policy.is_action_permitted(action, resource, incoming_condition_values=TLS_REQUEST_CONTEXT)
+
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+
+
+def patch_s3_action_names() -> None:
+    """moto authorizes HeadBucket as "s3:HeadBucket", which is no IAM action: AWS checks s3:ListBucket."""
+    from moto.s3.responses import ACTION_MAP
+
+    ACTION_MAP["BUCKET"]["HEAD"]["DEFAULT"] = "ListBucket"
+
+
+def patch_iam_enforcement() -> None:
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult
+
+    def lowered(value: Any) -> Any:
+        return [str(item).lower() for item in value] if isinstance(value, list) else str(value).lower()
+
+    class ActionLevelRequest(IAMRequest):
+        """For services moto checks against "*": allowed when a statement allows the action anywhere.
+        Action names compare case-insensitively, as in IAM (moto names REST actions in lower case)."""
+
+        def check_action_permitted(self, resource: str) -> None:
+            permitted = False
+            for policy in self._access_key.collect_policies():
+                statements = IAMPolicy(policy)._policy_json["Statement"]
+                for statement in statements if isinstance(statements, list) else [statements]:
+                    anywhere = dict(statement) | ({"Resource": "*"} if "Resource" in statement else {})
+                    for element in ("Action", "NotAction"):
+                        if element in anywhere:
+                            anywhere[element] = lowered(anywhere[element])
+                    document = json.dumps({"Statement": [anywhere]})
+                    result = IAMPolicy(document).is_action_permitted(self._action.lower())
+                    if result == PermissionResult.DENIED and statement.get("Resource") in ("*", ["*"]):
+                        self._raise_access_denied()
+                    permitted = permitted or result == PermissionResult.PERMITTED
+            if not permitted:
+                self._raise_access_denied()
+
+    original = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+    def authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+        access_key, service = _credential_scope(self.headers)
+        if access_key in ("", OPERATOR_ACCESS_KEY):
+            return None
+        if service not in RESOURCE_CHECKED_SERVICES and iam_request_cls is IAMRequest:
+            iam_request_cls = ActionLevelRequest
+        return original(self, iam_request_cls, resource)
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize  # type: ignore[method-assign]
+
+
+def patch_sns_lambda_delivery(lambda_url: str) -> None:
+    from moto.sns.models import Subscription
+
+    from lambdas.local.events import sns_record
+
+    original = Subscription.publish
+
+    def publish(self: Any, message: str, message_id: str, subject: str | None = None, **kwargs: Any) -> None:
+        if self.protocol != "lambda":
+            return original(self, message, message_id, subject=subject, **kwargs)
+        attributes = kwargs.get("message_attributes")
+        if self._filter_policy_matcher is not None and not self._filter_policy_matcher.matches(
+            attributes, message
+        ):
+            return None
+        if kwargs.get("message_structure") == "json":
+            message = self._parse_message_structure(message, self.protocol)
+        notification = self.get_post_data(message, message_id, subject, message_attributes=attributes)
+        event = {"Records": [sns_record(notification, self.arn)]}
+        # SNS invokes Lambda asynchronously; deliver off the publisher's request, as SNS does.
+        threading.Thread(target=_deliver, args=(lambda_url, self.endpoint, event), daemon=True).start()
+        return None
+
+    Subscription.publish = publish  # type: ignore[method-assign]
+
+
+def _deliver(lambda_url: str, function_arn: str, event: dict[str, Any]) -> None:
+    name = urllib.parse.quote(function_arn, safe="")
+    request = urllib.request.Request(  # noqa: S310 - the stack's loopback Lambda host
+        f"{lambda_url}/2015-03-31/functions/{name}/invocations",
+        data=json.dumps(event).encode(),
+        headers={"X-Amz-Invocation-Type": "Event", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=_DELIVERY_TIMEOUT):  # noqa: S310
+            pass
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"SNS delivery to {function_arn} failed: {exc}", file=sys.stderr, flush=True)
+
+
+def _set_batch_job_status(job_id: str, body: dict[str, Any]) -> Response:
+    from moto.batch.models import batch_backends
+
+    for _account, _region, backend in batch_backends.iter_backends():
+        job = backend.get_job_by_id(job_id)
+        if job is not None:
+            job.status = str(body["status"])
+            if body.get("statusReason"):
+                job.job_stopped_reason = str(body["statusReason"])
+            answer = {"jobId": job_id, "status": job.status, "statusReason": job.job_stopped_reason}
+            return Response(json.dumps(answer), 200, mimetype="application/json")
+    return Response(json.dumps({"message": f"no job {job_id}"}), 404, mimetype="application/json")
+
+
+def with_local_routes(app: WsgiApp) -> WsgiApp:
+    def local_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", ""))
+        if path.startswith(BATCH_STATUS_PATH) and environ.get("REQUEST_METHOD") == "POST":
+            request = Request(environ)
+            response = _set_batch_job_status(
+                path.removeprefix(BATCH_STATUS_PATH), request.get_json(force=True)
+            )
+            return response(environ, start_response)
+        return app(environ, start_response)
+
+    return local_app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lambdas.local.moto_server", description=__doc__)
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+
+    patch_monitoring()
+    patch_lambda_dead_letter_config()
+    patch_bucket_policy_conditions()
+    patch_s3_action_names()
+    patch_iam_enforcement()
+    lambda_url = os.environ.get(LAMBDA_URL_VARIABLE)
+    if lambda_url:
+        patch_sns_lambda_delivery(lambda_url)
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(
+        args.host,
+        args.port,
+        with_local_routes(app),  # type: ignore[arg-type]
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
