@@ -1,4 +1,7 @@
-"""`python -m gpu_app serve | index <folder> | search <image> | reindex` (settings from the environment)."""
+"""`python -m gpu_app serve | index <folder> | search <image> | reindex | people ...`
+
+Settings come from the environment.
+"""
 
 from __future__ import annotations
 
@@ -160,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--target", choices=["embedded", "elasticsearch"], default=None)
     rebuild.add_argument("--fresh", action="store_true", help="drop the embedded index files first")
     rebuild.set_defaults(func=cmd_reindex)
+
+    from gpu_app.people.cli import add_people_parser
+
+    add_people_parser(sub)
     return parser
 
 
