@@ -41,6 +41,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.start(background=background_load)
+        videos.resume_after_restart(app)
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ is shared with images.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import queue
 import tempfile
@@ -17,7 +18,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from gpu_app.deps import ServiceDep, require_api_key
@@ -26,7 +27,14 @@ from gpu_app.schemas import INVALID, MALFORMED, NOT_FOUND, NOT_READY, UNAUTHORIZ
 from gpu_app.service import FaceService
 from gpu_app.storage.base import InvalidKeyError, ObjectNotFoundError, validate_key
 from gpu_app.video.frames import VIDEO_SUFFIXES, VideoRejectedError
-from gpu_app.video.pipeline import VideoSettings, process_video, video_id
+from gpu_app.video.pipeline import (
+    RESULT_NAME,
+    VideoSettings,
+    failure_document,
+    process_video,
+    video_id,
+    write_result,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,7 @@ router = APIRouter(
 )
 
 VideoStatus = Literal["queued", "running", "succeeded", "failed"]
+REQUEST_NAME = "request.json"
 
 
 class VideoRequest(BaseModel):
@@ -89,13 +98,44 @@ class VideoWorker:
         self._queue: queue.Queue[VideoJob] = queue.Queue()
         threading.Thread(target=self._run, name="video-worker", daemon=True).start()
 
-    def submit(self, request: VideoRequest) -> VideoJob:
+    def prefix(self, key: str) -> str:
         # Under the upload path: the only prefix the instance role may write (terraform/modules/ec2_gpu).
-        prefix = f"{self.service.prefix}/videos/{video_id(request.key)}/"
-        job = VideoJob(video_job_id=uuid.uuid4().hex, request=request, result_prefix=prefix)
+        return f"{self.service.prefix}/videos/{video_id(key)}/"
+
+    def submit(self, request: VideoRequest, video_job_id: str | None = None) -> VideoJob:
+        """Queue the video; its request is stored first, so a restart before its result resumes it."""
+        job = VideoJob(
+            video_job_id=video_job_id or uuid.uuid4().hex,
+            request=request,
+            result_prefix=self.prefix(request.key),
+        )
+        if video_job_id is None:
+            stored = {"video_job_id": job.video_job_id, **request.model_dump()}
+            self.service.storage.put(
+                job.result_prefix + REQUEST_NAME, json.dumps(stored).encode(), "application/json"
+            )
         self.jobs[job.video_job_id] = job
         self._queue.put(job)
         return job
+
+    def resume(self) -> int:
+        """Queue again every stored request without a result (the instance stopped mid-video)."""
+        resumed = 0
+        for key in self.service.storage.list(f"{self.service.prefix}/videos/"):
+            if not key.endswith("/" + REQUEST_NAME):
+                continue
+            folder = key[: -len(REQUEST_NAME)]
+            try:
+                self.service.storage.get(folder + RESULT_NAME)
+                continue
+            except ObjectNotFoundError:
+                pass
+            stored = json.loads(self.service.storage.get(key))
+            video_job_id = stored.pop("video_job_id")
+            self.submit(VideoRequest(**stored), video_job_id=video_job_id)
+            log.info("resuming video %s (job %s) after a restart", stored["key"], video_job_id)
+            resumed += 1
+        return resumed
 
     def _run(self) -> None:
         while True:
@@ -106,9 +146,6 @@ class VideoWorker:
                 job.status = "succeeded"
             except VideoRejectedError as error:
                 job.status, job.error_type, job.error = "failed", error.error_type, error.reason
-            except ObjectNotFoundError:
-                job.status, job.error_type = "failed", "InputNotFound"
-                job.error = f"no object {job.request.key!r} in the app's storage"
             except Exception as exc:  # a job's failure must never stop the worker
                 log.exception("video %s failed", job.request.key)
                 job.status, job.error_type, job.error = (
@@ -127,7 +164,12 @@ class VideoWorker:
 
     def _process_busy(self, job: VideoJob) -> dict[str, Any]:
         service = self.service
-        data = service.storage.get(job.request.key)
+        try:
+            data = service.storage.get(job.request.key)
+        except ObjectNotFoundError:
+            error = VideoRejectedError(f"no object {job.request.key!r} in the app's storage", "InputNotFound")
+            write_result(service.storage, job.result_prefix, failure_document(job.request.key, error))
+            raise error from None
         with tempfile.TemporaryDirectory(prefix="video-") as folder:
             path = Path(folder) / f"input{PurePosixPath(job.request.key).suffix.lower()}"
             path.write_bytes(data)
@@ -148,14 +190,36 @@ class VideoWorker:
 _worker_lock = threading.Lock()
 
 
-def video_worker(request: Request, service: ServiceDep) -> VideoWorker:
-    """The app's video worker, started on first use."""
+def _worker(app: FastAPI, service: FaceService) -> VideoWorker:
     with _worker_lock:
-        worker: VideoWorker | None = getattr(request.app.state, "video_worker", None)
+        worker: VideoWorker | None = getattr(app.state, "video_worker", None)
         if worker is None or worker.service is not service:
             worker = VideoWorker(service)
-            request.app.state.video_worker = worker
+            app.state.video_worker = worker
         return worker
+
+
+def video_worker(request: Request, service: ServiceDep) -> VideoWorker:
+    """The app's video worker, started on first use (or by `resume_after_restart`)."""
+    return _worker(request.app, service)
+
+
+def resume_after_restart(app: FastAPI) -> None:
+    """Once the model is loaded, queue again the videos accepted before a restart and not finished
+    (a Spot interruption or a stop mid-video must not drop them). Its own thread: start-up goes on."""
+    runtime = app.state.runtime
+
+    def resume() -> None:
+        if runtime.wait_ready() and runtime.service is not None:
+            try:
+                _worker(app, runtime.service).resume()
+            except Exception:  # storage down: the videos stay stored, resumed at the next start
+                log.exception("could not resume the interrupted videos")
+
+    if runtime.wait_ready(timeout=0):  # loaded in the foreground (tests, CLI): resume before serving
+        resume()
+    else:
+        threading.Thread(target=resume, name="video-resume", daemon=True).start()
 
 
 WorkerDep = Annotated[VideoWorker, Depends(video_worker)]

@@ -189,12 +189,13 @@ def test_truncated_over_long_and_unsupported_videos_are_refused(
 
 
 def _wait_video(client: Any, video_job_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = {}
     for _ in range(600):  # bounded: 60 s at most
-        body: dict[str, Any] = client.get(f"/videos/{video_job_id}").json()
-        if body["status"] in ("succeeded", "failed"):
+        body = client.get(f"/videos/{video_job_id}").json()  # a resumed job may not be queued yet: 404
+        if body.get("status") in ("succeeded", "failed"):
             return body
         time.sleep(0.1)
-    raise AssertionError(f"video job {video_job_id} still {body['status']}")
+    raise AssertionError(f"video job {video_job_id} not finished: {body}")
 
 
 def test_videos_route_processes_a_stored_video_and_search_names_the_time_ranges(
@@ -255,3 +256,21 @@ def test_a_running_video_counts_as_work_for_the_idle_stopper(client: Any, clip: 
         service.index.add = original
     assert busy == [1]
     assert client.get("/health").json()["jobs_in_progress"] == 0
+
+
+def test_a_video_accepted_before_a_restart_is_resumed_by_the_next_start(
+    make_client: Any, clip: Path, tmp_path: Path
+) -> None:
+    """The instance stops (Spot interruption) after the app accepted a video and before its result:
+    the next start finds the stored request without a result and processes it."""
+    storage = LocalStorage(tmp_path / "images")
+    storage.put("incoming/interrupted.mp4", clip.read_bytes())
+    first = make_client()  # the app that accepted the video: its request is stored, then it stops
+    prefix = f"upload_with_embed/videos/{video_id('incoming/interrupted.mp4')}/"
+    request = {"video_job_id": "before-restart", "key": "incoming/interrupted.mp4", "collection": "default"}
+    storage.put(prefix + "request.json", json.dumps(request | {"sample_rate": 2.0}).encode())
+    assert first.app.state.runtime.state == "ready"
+    second = make_client()  # the restart
+    done = _wait_video(second, "before-restart")
+    assert done["status"] == "succeeded", done
+    assert json.loads(storage.get(prefix + RESULT_NAME))["status"] == "succeeded"
