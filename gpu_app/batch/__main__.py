@@ -1,4 +1,5 @@
-"""`python -m gpu_app.batch embed | run-script | video | cleanup-cache`; flags default to the environment.
+"""`python -m gpu_app.batch embed | materialize | run-script | video | cleanup-cache`; flags default to
+the environment.
 
 Exit codes: 0 success; 1 failed work (see each command); 2 configuration error (the message says
 what to set); 143 stopped by SIGTERM after a checkpoint (embed); run-script exits with the script's code.
@@ -50,6 +51,20 @@ def cmd_embed(args: argparse.Namespace) -> int:
         images_per_child=args.images_per_child,
     )
     return run_embed(config)
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    from gpu_app.batch.materialize import MaterializeConfig, run_materialize
+
+    return run_materialize(
+        MaterializeConfig(
+            output_bucket=args.output_bucket or "",
+            output_prefix=args.output_prefix or "",
+            array_size=args.array_size,
+            people_threshold=args.people_threshold,
+            min_faces=args.min_faces,
+        )
+    )
 
 
 def cmd_run_script(args: argparse.Namespace) -> int:
@@ -158,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--images-per-child", type=int, default=_optional_int("IMAGES_PER_CHILD"), help=argparse.SUPPRESS
     )
     embed.set_defaults(func=cmd_embed)
+
+    final = sub.add_parser(
+        "materialize", help="merge an embed job's shard results into final.parquet, with people"
+    )
+    _buckets(final)
+    final.add_argument(
+        "--array-size",
+        type=int,
+        default=_optional_int("ARRAY_SIZE"),
+        help="shards the embed job had (env ARRAY_SIZE; default: as many as the outputs show)",
+    )
+    final.add_argument("--people-threshold", type=float, default=None, help="default: the pack's")
+    final.add_argument("--min-faces", type=int, default=None, help="default: PEOPLE_MIN_FACES")
+    final.set_defaults(func=cmd_materialize)
 
     script = sub.add_parser("run-script", help="run SCRIPT_KEY from the input bucket and upload its outputs")
     _buckets(script)
