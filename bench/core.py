@@ -46,6 +46,7 @@ HEADINGS = {
     "lambdas": "6. Lambda functions",
     "memory": "7. Peak resident memory while serving",
     "video": "8. Video: processing vs decode-only, frames sampled vs tracks",
+    "gpu": "9. GPU (CUDA): throughput, utilisation, cost per 1,000 images",
 }
 
 

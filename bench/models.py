@@ -59,17 +59,17 @@ class Floor:
     det_size: int
 
     @classmethod
-    def load(cls, root: Path, pack: str, det_size: int = 640) -> Floor:
+    def load(cls, root: Path, pack: str, det_size: int = 640, providers: list[str] | None = None) -> Floor:
         from insightface.app import FaceAnalysis
 
         analysis = FaceAnalysis(
             name=pack,
             root=str(root),
-            providers=CPU,
+            providers=providers or CPU,
             sess_options=floor_session_options(),
             allowed_modules=["detection", "recognition"],
         )
-        analysis.prepare(ctx_id=-1, det_size=(det_size, det_size))
+        analysis.prepare(ctx_id=0 if providers and providers != CPU else -1, det_size=(det_size, det_size))
         return cls(analysis, det_size)
 
     @property

@@ -23,6 +23,7 @@ WORKERS = {
     "index": "bench.index",
     "lambdas": "bench.lambdas",
     "video": "bench.video",
+    "gpu": "bench.gpu",
 }
 # report section -> the worker that measures it (one worker can feed two sections)
 SECTION_WORKER = {
@@ -34,6 +35,7 @@ SECTION_WORKER = {
     "index": "index",
     "lambdas": "lambdas",
     "video": "video",
+    "gpu": "gpu",
 }
 
 
