@@ -11,11 +11,12 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 
-from bench.core import DASH, HEADINGS, REPO, Ratio, SectionResult, model_pack
+from bench.core import DASH, HEADINGS, REPO, TIMES, Ratio, SectionResult, model_pack
 
 PACKAGES = (
     "onnxruntime",
@@ -226,6 +227,143 @@ def _compare_md(results: Sequence[SectionResult], earlier: Sequence[SectionResul
     return [*lines, "", md_table(["ratio", "earlier", "now", "now / earlier"], rows), ""]
 
 
+# Issue 18's goals: the figure measured (a ratio label or a numbers key), the baseline before the
+# work (BENCHMARKS.md of 2026-11-23, quoted by the issue), the target and its test.
+@dataclass(frozen=True)
+class Goal:
+    goal: str
+    measure: str
+    source: str  # "ratio:<label>" or "number:<key>"
+    baseline: str
+    target: str
+    met: Callable[[float], bool] | None
+
+
+X = TIMES
+GOALS = [
+    Goal(
+        "1",
+        "pipeline overhead factor",
+        "ratio:pipeline / model floor (overhead factor)",
+        f"1.32{X}",
+        f"<= 1.15{X}",
+        lambda v: v <= 1.15,
+    ),
+    Goal(
+        "1",
+        "pipeline vs naive loop",
+        "ratio:pipeline vs naive (throughput)",
+        f"1.50{X}",
+        f">= 2{X}",
+        lambda v: v >= 2.0,
+    ),
+    Goal(
+        "2",
+        "query p95 at 1M x 512, ms",
+        "number:query_p95_ms_1000k_512",
+        "~40 ms p50 at 100k (exact)",
+        "<= 10 ms",
+        lambda v: v <= 10.0,
+    ),
+    Goal(
+        "2",
+        "recall@10 vs exact, 1M",
+        "number:recall10_1000k_512",
+        "1.000 (exact)",
+        ">= 0.98",
+        lambda v: v >= 0.98,
+    ),
+    Goal(
+        "2",
+        "recall@10 at the match threshold, 1M",
+        "number:recall10_threshold_1000k_512",
+        "1.000 (exact)",
+        ">= 0.98",
+        lambda v: v >= 0.98,
+    ),
+    Goal(
+        "2",
+        "insert / bare FAISS add, 1M",
+        "ratio:index insert vs bare FAISS add (1M x 512)",
+        f"58.96{X} at 100k",
+        f"<= 5{X}",
+        lambda v: v <= 5.0,
+    ),
+    Goal(
+        "2",
+        "insert vectors/s, 1M",
+        "number:insert_per_s_1000k_512",
+        "10,176/s at 100k",
+        ">= 50,000/s",
+        lambda v: v >= 50_000,
+    ),
+    Goal(
+        "2",
+        "reopen the 1M index, s",
+        "number:reopen_s_1000k_512",
+        "rebuild from SQLite",
+        "<= 10 s",
+        lambda v: v <= 10.0,
+    ),
+    Goal(
+        "2",
+        "FAISS bytes per vector, 1M",
+        "number:faiss_bytes_per_vector_1000k_512",
+        "2,064 (flat)",
+        "reported",
+        None,
+    ),
+    Goal(
+        "3",
+        "peak RSS serving / RSS ready",
+        "ratio:peak RSS while serving / RSS when ready",
+        f"3.68{X}",
+        f"<= 1.5{X}",
+        lambda v: v <= 1.5,
+    ),
+    *(
+        Goal(
+            "4",
+            f"cold import {name} / boto3",
+            f"ratio:cold import {name} vs import boto3",
+            baseline,
+            f"<= 1.1{X}",
+            lambda v: v <= 1.1,
+        )
+        for name, baseline in (
+            ("dispatcher", f"1.30{X}"),
+            ("controller", f"1.19{X}"),
+            ("monitor", f"1.11{X}"),
+            ("idle_stopper", f"1.15{X}"),
+        )
+    ),
+    Goal(
+        "5",
+        "GPU images/s",
+        "number:gpu_images_per_s",
+        "not measured",
+        ">= 0.56/s (1,000 in 30 min)",
+        lambda v: v >= 1000 / 1800,
+    ),
+]
+
+
+def goal_rows(results: Sequence[SectionResult]) -> list[list[str]]:
+    ratios = {r.label: r.median for result in results for r in result.ratios}
+    numbers = {k: v for result in results for k, v in result.numbers.items()}
+    rows = []
+    for g in GOALS:
+        kind, name = g.source.split(":", 1)
+        value = (ratios if kind == "ratio" else numbers).get(name)
+        if value is None or math.isnan(value):
+            rows.append([g.goal, g.measure, g.baseline, g.target, "not measured in this run", ""])
+            continue
+        shown = f"{value:.2f}{X}" if kind == "ratio" else (f"{value:.3f}" if value < 1.5 else f"{value:,.2f}")
+        verdict = "" if g.met is None else ("met" if g.met(value) else "NOT met")
+        rows.append([g.goal, g.measure, g.baseline, g.target, shown, verdict])
+    return rows
+
+
 def render_markdown(
     results: Sequence[SectionResult],
     info: list[tuple[str, str]],
@@ -247,6 +385,14 @@ def render_markdown(
         f"Same-run ratios (median of the per-round ratios; spread = min{DASH}max over rounds).",
         "",
         md_table(SUMMARY_COLUMNS, summary_rows(results)),
+        "",
+    ]
+    lines += [
+        "## Issue 18 goals",
+        "",
+        "Each goal's figure from this run beside the baseline before the work and the target.",
+        "",
+        md_table(["goal", "measure", "baseline", "target", "this run", ""], goal_rows(results)),
         "",
     ]
     if earlier is not None:
