@@ -323,6 +323,9 @@ def process_notifications(
             result = {"status": "dispatched", **route_images(images, config)}
             claims.settle(images, result)
             results.append(result)
+        for result in results:
+            if result.get("status") == "dispatched":
+                logger.info("S3 objects routed", extra={"result": result})
     except Exception as exc:
         # Nothing half-done stays claimed: the retried delivery routes those objects again, while
         # the ones already routed (settled) are skipped as duplicates.

@@ -90,6 +90,11 @@ def via_sns(stack: Stack, *records: dict[str, Any], message_id: str | None = Non
     return sns_event(sns_record(s3_event(*records), stack.notifications_topic_arn, message_id))
 
 
+def embedding_jobs(stack: Stack) -> list[dict[str, Any]]:
+    """The embedding jobs submitted (not the jobs that run after them, such as a materialize step)."""
+    return [job for job in submitted_jobs(stack) if "MANIFEST_KEY" in environment_of(job)]
+
+
 def dead_letters(stack: Stack) -> list[dict[str, Any]]:
     return [json.loads(message["Body"]) for message in receive_all(stack.dead_letter_queue_url)]
 
@@ -206,7 +211,7 @@ def test_manifest_becomes_a_face_embedding_job(
 ) -> None:
     record = uploads.put("incoming/batch.jsonl", b'{"key": "photos/a.jpg"}\nphotos/b.jpg\n')
     run(via_sns(stack, record), context)
-    (job,) = submitted_jobs(stack)
+    (job,) = embedding_jobs(stack)
     environment = environment_of(job)
     assert environment["MANIFEST_KEY"] == "incoming/batch.jsonl"
     assert environment["IMAGE_COUNT"] == "2"
@@ -255,7 +260,7 @@ def test_many_images_go_to_one_embedding_job_through_a_manifest(
     assert manifest_key.startswith(EVENT_MANIFEST_PREFIX)
     body = boto3.client("s3").get_object(Bucket=stack.input_bucket, Key=manifest_key)["Body"].read()
     assert [json.loads(line)["key"] for line in body.splitlines()] == [f"incoming/{n}.jpg" for n in range(3)]
-    (job,) = submitted_jobs(stack)
+    (job,) = embedding_jobs(stack)
     assert environment_of(job)["MANIFEST_KEY"] == manifest_key
     assert invocations == []
 
