@@ -100,12 +100,12 @@ def bare_index(database: np.ndarray, size: int, dim: int) -> Any:
     """What FAISS alone needs for this many vectors, like the embedded index holds it (trained here)."""
     import faiss
 
-    from gpu_app.index.embedded import EXACT_LIMIT, _nlist_for
+    from gpu_app.index.embedded import EXACT_LIMIT, _nlist_for, new_approximate_index
 
     if size <= EXACT_LIMIT:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
     nlist = _nlist_for(size)
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index = new_approximate_index(dim, nlist)
     sample = np.random.default_rng(1).choice(size, min(size, 40 * nlist), replace=False)
     faiss.omp_set_num_threads(len(os.sched_getaffinity(0)))
     index.train(database[np.sort(sample)])
@@ -355,8 +355,9 @@ def run(opts: Options) -> list[SectionResult]:
                 f"'at {MATCH_THRESHOLD}': of the exact top-10 at or above the service's match threshold "
                 "(what a search returns), the share the index returns; the rest of the exact top-10 are "
                 "strangers at cosine ~0.2-0.35, near ties that an approximate index may swap.",
-                "Above 20,000 vectors the index is IVF (inverted lists of the stored float32 vectors, so "
-                "scores are exact; only which lists are scanned is approximate); below, exact flat search.",
+                "Above 20,000 vectors the index is IVF over 8-bit quantised vectors; its best 4k candidates "
+                "are re-scored from the float32 vectors in SQLite (returned scores are exact; which lists "
+                "are scanned is the approximation); below 20,000, exact flat search.",
                 "Insert: record checks, one executemany upsert per batch in one SQLite transaction (WAL, "
                 "synchronous=NORMAL), the FAISS add, and the retraining each time the size grows 4x "
                 "(counted in its decile); the bare FAISS add has no durability and no retraining.",

@@ -4,9 +4,10 @@ The FAISS file is only a cache: it is rebuilt from SQLite whenever it is missing
 differs from the database's (a crash before it was saved, or another process that wrote since).
 
 Up to `exact_limit` vectors the cache is an exact flat index. Above it, an inverted-file index
-(IVF, k-means lists trained on a sample) that scans only the `probes` lists nearest the query;
-its codes are the stored float32 vectors, so every candidate's similarity is exact and only the
-recall is approximate. It is retrained (rebuilt from SQLite) each time the collection grows 4x.
+(IVF, k-means lists trained on a sample) of 8-bit quantised vectors that scans only the `probes`
+lists nearest the query; its best RERANK*k candidates are re-scored with the float32 vectors
+stored in SQLite, so every returned similarity is exact and only the recall is approximate. It is
+retrained (rebuilt from SQLite) each time the collection grows 4x.
 A collection filter is a per-collection bitmap kept up to date by writes, not an id list per query.
 """
 
@@ -39,6 +40,7 @@ from gpu_app.index.base import (
 LOCK_FILE = "faces.lock"
 EXACT_LIMIT = 20_000  # flat exact search answers within a few ms up to here (512-d, one core)
 PROBES = 48  # IVF lists scanned per query: recall@10 vs latency, see BENCHMARKS.md section 5
+RERANK = 4  # approximate search: candidates per result re-scored exactly from the stored vectors
 SQL_CHUNK = 10_000  # host parameters per IN (...) list, well under SQLite's 32,766
 INDEX_FILES = ("faces.sqlite3", "faces.sqlite3-wal", "faces.sqlite3-shm", "faces.faiss", "faces.json")
 
@@ -286,13 +288,20 @@ class EmbeddedIndex:
                 found = self._exact_among(vector[0], k, narrowed)  # a few faces: score them directly
             else:
                 found = self._faiss_search(vector, k, narrowed.collection if narrowed else None)
-            found = [(i, s) for i, s in found if s >= threshold]
             if not found:
                 return []
             rows = {
                 row[0]: row
                 for row in self._rows_where(f"id IN ({','.join('?' * len(found))})", [i for i, _ in found])
             }
+            if _nlist(self._faiss) > 0:  # 8-bit codes rank the candidates; the stored vectors score them
+                exact = [
+                    (i, float(np.frombuffer(rows[i][9], dtype=np.float32) @ vector[0]))
+                    for i, _ in found
+                    if i in rows
+                ]
+                found = sorted(exact, key=lambda hit: -hit[1])[:k]
+            found = [(i, s) for i, s in found if s >= threshold]
         return [
             SearchHit(
                 face_id=rows[i][1],
@@ -310,10 +319,10 @@ class EmbeddedIndex:
     def _faiss_search(self, vector: np.ndarray, k: int, collection: str | None) -> list[tuple[int, float]]:
         import faiss
 
-        k = min(k, self._faiss.ntotal)
+        approximate = _nlist(self._faiss) > 0
+        k = min(RERANK * k if approximate else k, self._faiss.ntotal)
         if k <= 0:
             return []
-        approximate = _nlist(self._faiss) > 0
         probes = self.probes
         selector = None
         if collection is not None:
@@ -478,8 +487,7 @@ class EmbeddedIndex:
                 index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
             else:
                 nlist = _nlist_for(filled)
-                quantizer = faiss.IndexFlatIP(self.dim)  # the IVF index keeps a reference (faiss wrapper)
-                index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+                index = new_approximate_index(self.dim, nlist)
                 # k-means on ~40 points per list: enough for the centroids, far faster than all of them.
                 sample = np.random.default_rng(0).choice(filled, min(filled, 40 * nlist), replace=False)
                 index.train(vectors[np.sort(sample)])
@@ -499,6 +507,17 @@ def _all_cores() -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(1)
+
+
+def new_approximate_index(dim: int, nlist: int) -> Any:
+    """IVF over 8-bit scalar-quantised vectors (a quarter of float32's memory and of the bytes a
+    query scans); search re-scores its candidates with the stored float32 vectors."""
+    import faiss
+
+    quantizer = faiss.IndexFlatIP(dim)  # the IVF index keeps a reference to it (faiss's wrapper)
+    return faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
 
 
 def _nlist(index: Any) -> int:
