@@ -121,9 +121,11 @@ def submit_job(
     environment: Mapping[str, str],
     array_size: int | None = None,
     command: tuple[str, ...] | None = None,
+    depends_on: str | None = None,
 ) -> dict[str, Any]:
     """SubmitJob with container overrides; an array job when `array_size` is given; `command`
-    replaces the definition's (one job image runs several entry points)."""
+    replaces the definition's (one job image runs several entry points); `depends_on` (a job id,
+    an array job's parent id included) starts this job only once that job succeeded."""
     request: dict[str, Any] = {
         "jobName": name,
         "jobQueue": queue,
@@ -137,6 +139,9 @@ def submit_job(
         request["containerOverrides"]["command"] = list(command)
     if array_size is not None:
         request["arrayProperties"] = {"size": array_size}
+    if depends_on is not None:
+        # No type: a dependency on an array job waits for every child (Batch fails this job if any fails).
+        request["dependsOn"] = [{"jobId": depends_on}]
     response = client("batch").submit_job(**request)
     return {
         "job_id": response["jobId"],

@@ -19,6 +19,15 @@ def put(stack: Stack, *keys: str, body: bytes = b"\xff\xd8\xff") -> None:
         s3.put_object(Bucket=stack.input_bucket, Key=key, Body=body)
 
 
+def embedding_and_materialize(stack: Stack) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The embedding job and the materialize job submitted after it (None when not asked for)."""
+    jobs = submitted_jobs(stack)
+    (embedding,) = [job for job in jobs if "IMAGE_COUNT" in environment_of(job)]
+    rest = [job for job in jobs if job is not embedding]
+    assert len(rest) <= 1
+    return embedding, (rest[0] if rest else None)
+
+
 def embed(dispatch: Dispatcher, data: dict[str, Any]) -> dict[str, Any]:
     message = {
         "trigger_type": "face_embedding",
@@ -36,7 +45,7 @@ def test_prefix_becomes_array_job_sized_by_image_count(dispatch: Dispatcher, sta
 
     result = outcome["result"]
     assert (result["image_count"], result["array_size"]) == (6, 3)
-    (job,) = submitted_jobs(stack)
+    job, _ = embedding_and_materialize(stack)
     assert job["jobQueue"] == stack.gpu_queue
     assert job["jobDefinition"] == stack.embed_definition_gpu
     assert job["arrayProperties"]["size"] == 3
@@ -71,7 +80,7 @@ def test_manifest_within_one_child_is_a_plain_job_on_cpu(dispatch: Dispatcher, s
 
     result = outcome["result"]
     assert (result["image_count"], result["array_size"]) == (3, None)
-    (job,) = submitted_jobs(stack)
+    job, _ = embedding_and_materialize(stack)
     assert "arrayProperties" not in job
     assert job["jobQueue"] == stack.cpu_queue
     assert job["jobDefinition"] == stack.embed_definition_cpu
@@ -94,7 +103,7 @@ def test_images_per_child_default_comes_from_the_environment(
     result = embed(dispatch, {"prefix": "set/"})["result"]
 
     assert result["array_size"] == 3
-    (job,) = submitted_jobs(stack)
+    job, _ = embedding_and_materialize(stack)
     assert environment_of(job)["IMAGES_PER_CHILD"] == "2"
 
 
@@ -122,3 +131,35 @@ def test_unusable_input_is_dead_lettered(
     (letter,) = receive_all(stack.dead_letter_queue_url)
     assert reason_part in json.loads(letter["Body"])["reason"]
     assert submitted_jobs(stack) == []
+
+
+def test_materialize_job_depends_on_the_array_and_is_on_by_default(
+    dispatch: Dispatcher, stack: Stack
+) -> None:
+    put(stack, *(f"album/{n}.jpg" for n in range(5)))
+
+    result = embed(dispatch, {"prefix": "album/", "images_per_child": 2, "collection": "trip"})["result"]
+
+    job, final = embedding_and_materialize(stack)
+    assert final is not None and result["materialize"] == {
+        "job_id": final["jobId"],
+        "job_name": final["jobName"],
+        "depends_on": job["jobId"],
+    }
+    assert final["dependsOn"] == [{"jobId": job["jobId"]}]  # every child of the array, once succeeded
+    assert final["container"]["command"] == ["python", "-m", "gpu_app.batch", "materialize"]
+    assert (final["jobQueue"], final["jobDefinition"]) == (stack.cpu_queue, stack.embed_definition_cpu)
+    env = environment_of(final)
+    assert env["OUTPUT_PREFIX"] == environment_of(job)["OUTPUT_PREFIX"]  # it reads the shards' outputs
+    assert (env["ARRAY_SIZE"], env["COLLECTION"], env["COMPUTE_TYPE"]) == ("3", "trip", "cpu")
+
+
+def test_materialize_can_be_turned_off_per_message(dispatch: Dispatcher, stack: Stack) -> None:
+    put(stack, "solo/a.jpg")
+    result = embed(dispatch, {"prefix": "solo/", "materialize": False})["result"]
+    assert result["materialize"] is None
+    assert embedding_and_materialize(stack)[1] is None
+    refused = dispatch(
+        {"trigger_type": "face_embedding", "data": {"prefix": "solo/", "materialize": "yes"}, "metadata": {}}
+    )
+    assert "materialize must be true or false" in json.dumps(refused)

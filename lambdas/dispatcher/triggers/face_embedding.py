@@ -32,6 +32,8 @@ IMAGE_EXTENSIONS: Final = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MAX_ARRAY_SIZE: Final = 10_000  # AWS Batch's limit; Batch's minimum array size is 2
 MAX_IMAGES_PER_CHILD: Final = 1_000_000
 DEFAULT_COLLECTION: Final = "default"
+# After the embedding job: one final.parquet, people clustered across the job (gpu_app/batch/materialize.py).
+MATERIALIZE_COMMAND: Final = ("python", "-m", "gpu_app.batch", "materialize")
 
 
 def count_images_under(bucket: str, prefix: str) -> int:
@@ -86,8 +88,13 @@ class FaceEmbeddingTrigger(BaseTrigger):
         super().__init__(message, context)
         data = message.data
         reject_unknown(
-            data, ("prefix", "manifest_key", "collection", "images_per_child", *RESOURCE_FIELDS), "data"
+            data,
+            ("prefix", "manifest_key", "collection", "images_per_child", "materialize", *RESOURCE_FIELDS),
+            "data",
         )
+        self.materialize = data.get("materialize", True)
+        if not isinstance(self.materialize, bool):
+            raise InvalidMessageError(f"data.materialize must be true or false, got {self.materialize!r}")
         if ("prefix" in data) == ("manifest_key" in data):
             raise InvalidMessageError("data must have exactly one of 'prefix' or 'manifest_key'")
         self.prefix = plain_key(data["prefix"], "data.prefix", prefix=True) if "prefix" in data else None
@@ -130,6 +137,7 @@ class FaceEmbeddingTrigger(BaseTrigger):
             {"MANIFEST_KEY": self.manifest_key} if self.manifest_key else {"INPUT_PREFIX": self.prefix or ""}
         )
         gpu = self.resources.compute_type == "gpu"
+        prefix = output_prefix(self.message.metadata, name)
         result = submit_job(
             name=name,
             queue=self.resources.queue(config),
@@ -139,7 +147,7 @@ class FaceEmbeddingTrigger(BaseTrigger):
                 config,
                 self.resources,
                 self.message.metadata,
-                output_prefix(self.message.metadata, name),
+                prefix,
                 {
                     "COLLECTION": self.collection,
                     "IMAGE_COUNT": str(count),
@@ -150,4 +158,26 @@ class FaceEmbeddingTrigger(BaseTrigger):
             # One child would be a plain job anyway, and Batch refuses arrays of size 1.
             array_size=children if children >= 2 else None,
         )
-        return {**result, "image_count": count}
+        final = self.submit_materialize(prefix, children, result["job_id"]) if self.materialize else None
+        return {**result, "image_count": count, "materialize": final}
+
+    def submit_materialize(self, prefix: str, shards: int, embed_job_id: str) -> dict[str, Any]:
+        """The merge job on the CPU queue, started by Batch once every embedding child succeeded."""
+        config = self.context.config
+        resources = JobResources.parse({"compute_type": "cpu"}, config)
+        submitted = submit_job(
+            name=job_name("materialize", self.message.metadata, self.context.idempotency_key),
+            queue=resources.queue(config),
+            definition=config.embed_job_definition_cpu,
+            resources=resources,
+            environment=job_environment(
+                config,
+                resources,
+                self.message.metadata,
+                prefix,
+                {"COLLECTION": self.collection, "ARRAY_SIZE": str(shards)},
+            ),
+            command=MATERIALIZE_COMMAND,
+            depends_on=embed_job_id,
+        )
+        return {"job_id": submitted["job_id"], "job_name": submitted["job_name"], "depends_on": embed_job_id}
