@@ -7,6 +7,7 @@ names a cluster, `elasticsearch-live`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,17 @@ def people_store(backend: Backend, index: VectorIndex, tmp_path: Path) -> People
 
 
 @pytest.fixture
-def directory(backend: Backend, tmp_path: Path) -> PeopleDirectory:
+def directory(backend: Backend, tmp_path: Path) -> Iterator[PeopleDirectory]:
     index = backend.open(DIM)
-    return PeopleDirectory(index, people_store(backend, index, tmp_path), POLICY, PACK)
+    store = people_store(backend, index, tmp_path)
+    yield PeopleDirectory(index, store, POLICY, PACK)
+    if backend.name == "elasticsearch-live":  # the face index is deleted by its own fixture
+        from gpu_app.people.elasticsearch import ElasticsearchPeopleStore
+
+        assert isinstance(store, ElasticsearchPeopleStore)
+        for name in (store.people_index, store.faces_index):
+            store._client.options(ignore_status=404).indices.delete(index=name)
+    store.close()
 
 
 def identity_faces(
