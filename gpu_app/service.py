@@ -35,7 +35,7 @@ from gpu_app.index import (
     VectorIndex,
     VectorIndexError,
 )
-from gpu_app.memory import MemoryBudget, map_large_buffers_alone
+from gpu_app.memory import MemoryBudget, cap_malloc_arenas, map_large_buffers_alone
 from gpu_app.metrics import Metrics
 from gpu_app.people.thumbnails import store_thumbnails, thumbnail_key
 from gpu_app.sidecar import Sidecar, SidecarFace
@@ -187,6 +187,7 @@ class FaceService:
         # pixels go back to the OS rather than to allocator heaps.
         self.decode_budget = MemoryBudget(settings.decode_budget_bytes)
         map_large_buffers_alone()
+        cap_malloc_arenas()
         self.storage = storage
         self.index = index
         self.metrics = metrics or Metrics()
