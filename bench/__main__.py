@@ -23,7 +23,7 @@ from bench import dataset, report
 from bench.core import BUILD, HEADINGS, REPO, SAFE_AWS_ENV, SectionResult, model_pack
 from bench.section import SECTION_WORKER, WORKERS
 
-WORKER_ORDER = ("pipeline", "batching", "http", "index", "lambdas", "video", "gpu")
+WORKER_ORDER = ("pipeline", "batching", "http", "index", "lambdas", "video", "gpu", "people")
 # Seconds per worker before it is stopped (with its app / moto children): generous, still bounded.
 TIMEOUTS = {"full": 420.0, "quick": 120.0}
 # The index worker builds, reopens and queries 1M x 512 vectors in a full run.

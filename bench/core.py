@@ -47,6 +47,7 @@ HEADINGS = {
     "memory": "7. Peak resident memory while serving",
     "video": "8. Video: processing vs decode-only, frames sampled vs tracks",
     "gpu": "9. GPU (CUDA): throughput, utilisation, cost per 1,000 images",
+    "people": "10. People: clustering and verification quality, clustering time",
 }
 
 

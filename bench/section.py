@@ -24,6 +24,7 @@ WORKERS = {
     "lambdas": "bench.lambdas",
     "video": "bench.video",
     "gpu": "bench.gpu",
+    "people": "bench.people",
 }
 # report section -> the worker that measures it (one worker can feed two sections)
 SECTION_WORKER = {
@@ -36,6 +37,7 @@ SECTION_WORKER = {
     "lambdas": "lambdas",
     "video": "video",
     "gpu": "gpu",
+    "people": "people",
 }
 
 

@@ -90,13 +90,16 @@ def knn(vectors: np.ndarray, k: int, batch: int = 4096) -> tuple[np.ndarray, np.
     return sims, ids
 
 
-def cluster_vectors(vectors: np.ndarray, policy: ClusterPolicy) -> np.ndarray:
-    """Labels (0, 1, ... in order of creation; -1 = waiting) of rows given in arrival order."""
+def cluster_vectors(
+    vectors: np.ndarray, policy: ClusterPolicy, neighbours: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """Labels (0, 1, ... in order of creation; -1 = waiting) of rows given in arrival order.
+    `neighbours`: a `knn(vectors, policy.neighbours + 1)` already computed (the benchmark times it)."""
     labels = np.full(len(vectors), -1, dtype=np.int64)
     if len(vectors) == 0:
         return labels
     # One more than asked: a face is its own nearest neighbour. Only earlier faces count, as at ingest.
-    sims, ids = knn(vectors, policy.neighbours + 1)
+    sims, ids = neighbours if neighbours is not None else knn(vectors, policy.neighbours + 1)
     person_of: dict[int, int] = {}
     created = 0
     for face in range(len(vectors)):
