@@ -390,7 +390,8 @@ def goal_rows(results: Sequence[SectionResult]) -> list[list[str]]:
         kind, name = g.source.split(":", 1)
         value = (ratios if kind == "ratio" else numbers).get(name)
         if value is None or math.isnan(value):
-            rows.append([g.goal, g.measure, g.baseline, g.target, "not measured in this run", "", g.limit if "gpu" in g.source else ""])
+            why = g.limit if "gpu" in g.source else ""
+            rows.append([g.goal, g.measure, g.baseline, g.target, "not measured in this run", "", why])
             continue
         shown = f"{value:.2f}{X}" if kind == "ratio" else (f"{value:.3f}" if value < 1.5 else f"{value:,.2f}")
         verdict = "" if g.met is None else ("met" if g.met(value) else "NOT met")
