@@ -179,8 +179,31 @@ class BatchExecutor(Loop):
             self._jobs[job_id] = job
         queue = str(description["jobQueue"]).rsplit("/", 1)[-1]
         self._log(f"{description['jobName']} ({job_id}) on {queue}: {len(runs)} run(s)")
+        parents = [str(dependency["jobId"]) for dependency in description.get("dependsOn") or []]
+        if parents:  # e.g. the materialize step after an embedding array job
+            threading.Thread(
+                target=self._after, args=(job, parents), name="batch-depends", daemon=True
+            ).start()
+            return
         for run in runs:
             self._pool.submit(self._execute, job, run)
+
+    def _after(self, job: Job, parents: list[str]) -> None:
+        """As Batch: start the job once every job it depends on (an array: every child) succeeded;
+        fail it without running when one failed."""
+        while not self.stopping.wait(POLL_SECONDS):
+            with self._lock:
+                states = [self._jobs[p].status if p in self._jobs else "SUBMITTED" for p in parents]
+            if "FAILED" in states:
+                self._log(f"{job.description['jobName']} ({job.job_id}): a job it depends on failed")
+                for run in job.runs:
+                    run.exit_code, run.reason = None, f"Dependent job failed: one of {', '.join(parents)}"
+                    self._finish(job, run)
+                return
+            if all(state == "SUCCEEDED" for state in states):
+                for run in job.runs:
+                    self._pool.submit(self._execute, job, run)
+                return
 
     # --- running -------------------------------------------------------------------------------
     def _command(self, job: Job) -> list[str]:

@@ -207,6 +207,12 @@ def test_face_embedding_array_job_indexes_every_face(local_stack: LocalStack, tm
             assert face.json()["collection"] == "bulk"
     # The monitor reports the array once, for the parent; the children's events are skipped.
     assert len(local_stack.drain_notifications("[SUCCEEDED] Batch job embed-faces-bulk-1-")) == 1
+    # Then the materialize job (it depends on the array): every face of every shard once, with people.
+    local_stack.notification("[SUCCEEDED] Batch job materialize-faces-bulk-1-")
+    final = pq.read_table(io.BytesIO(output_object(local_stack, f"{prefix}final.parquet", tmp_path)))
+    assert final.column("face_id").to_pylist() == face_ids
+    # Each of the six people has two faces here, fewer than PEOPLE_MIN_FACES=3: all still wait.
+    assert final.column("person_id").null_count == final.num_rows == 12
 
 
 def test_bad_messages_are_dead_lettered_and_duplicates_run_once(
@@ -472,7 +478,9 @@ def test_ctrl_c_leaves_nothing_behind_and_a_restart_keeps_the_state(
 
 def test_terraform_destroy_leaves_nothing_in_state(local_stack: LocalStack) -> None:
     terraform = local_stack.terraform()
-    # As in AWS (s3_force_destroy is off), versioned buckets with objects are emptied first.
+    # As in AWS (s3_force_destroy is off): stop the access logs (they keep arriving in the logs bucket
+    # while the others are emptied), then empty the versioned buckets, then destroy.
+    terraform.destroy("module.s3.aws_s3_bucket_logging.this")
     s3 = boto3.resource(
         "s3",
         endpoint_url=local_stack.process.moto_url,
