@@ -246,7 +246,13 @@ class LocalTerraform:
     def state_list(self) -> list[str]:
         return [line for line in self.run("state", "list", capture=True).splitlines() if line.strip()]
 
-    def destroy(self) -> None:
+    def destroy(self, *targets: str) -> None:
+        """Everything (or only `targets`, resource addresses) out of moto and the state."""
         self.run(
-            "destroy", "-auto-approve", "-input=false", "-refresh=false", f"-parallelism={APPLY_PARALLELISM}"
+            "destroy",
+            "-auto-approve",
+            "-input=false",
+            "-refresh=false",
+            f"-parallelism={APPLY_PARALLELISM}",
+            *(f"-target={target}" for target in targets),
         )
