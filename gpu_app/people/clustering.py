@@ -73,20 +73,34 @@ def decide(
     return Decision(None, ())
 
 
+EXACT_KNN_LIMIT = 50_000  # above it, an inverted-file index: exact k-NN is quadratic in the faces
+_IVF_PROBES = 32
+
+
 def knn(vectors: np.ndarray, k: int, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest neighbours (inner product of L2-normalised rows) of every row, best first."""
+    """k nearest neighbours (inner product of L2-normalised rows) of every row, best first: exact up
+    to EXACT_KNN_LIMIT rows, then an IVF (4 sqrt(n) lists, 32 probed) trained on a sample. Missing
+    neighbours (an IVF may find fewer than k) have id -1 and similarity -inf."""
     import faiss
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    index = faiss.IndexFlatIP(vectors.shape[1])
+    n, dim = vectors.shape
+    if n > EXACT_KNN_LIMIT:
+        lists = int(4 * np.sqrt(n))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(n, size=min(n, lists * 40), replace=False)
+        index.train(vectors[np.sort(sample)])
+        index.nprobe = _IVF_PROBES
+    else:
+        index = faiss.IndexFlatIP(dim)
     index.add(vectors)
-    k = min(k, len(vectors))
-    sims = np.empty((len(vectors), k), dtype=np.float32)
-    ids = np.empty((len(vectors), k), dtype=np.int64)
-    for start in range(0, len(vectors), batch):
-        sims[start : start + batch], ids[start : start + batch] = index.search(
-            vectors[start : start + batch], k
-        )
+    k = min(k, n)
+    sims = np.empty((n, k), dtype=np.float32)
+    ids = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, batch):
+        rows = slice(start, start + batch)
+        sims[rows], ids[rows] = index.search(vectors[rows], k)
+    sims[ids < 0] = -np.inf
     return sims, ids
 
 
@@ -104,7 +118,7 @@ def cluster_vectors(
     created = 0
     for face in range(len(vectors)):
         row = ids[face]
-        earlier = row < face
+        earlier = (row < face) & (row >= 0)
         neighbours = list(zip(row[earlier].tolist(), sims[face][earlier].tolist(), strict=True))
         decision = decide(face, neighbours, person_of, policy)
         if decision.waits:

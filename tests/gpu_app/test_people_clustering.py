@@ -92,3 +92,16 @@ def test_sqlite_store_survives_reopening_and_cascades_person_deletes(tmp_path: P
     store.delete("p" * 32)
     assert store.person_of(["f1", "f2"]) == {}
     store.close()
+
+
+def test_large_collections_use_an_approximate_knn_that_still_finds_the_people() -> None:
+    from gpu_app.people.clustering import EXACT_KNN_LIMIT
+
+    rng = np.random.default_rng(7)
+    people = EXACT_KNN_LIMIT // 8 + 100
+    vectors = _blobs(rng, people=people, faces=8, spread=0.06)
+    labels = cluster_vectors(vectors, POLICY)
+    truth = np.repeat(np.arange(people), 8)
+    sample = slice(0, 4000)
+    scores = pairwise_scores(labels[sample], truth[sample])
+    assert scores["precision"] == 1.0 and scores["recall"] > 0.95
