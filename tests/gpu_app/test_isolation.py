@@ -41,11 +41,13 @@ def hostile_array() -> np.ndarray:
 
 
 class GatedEngine:
-    """The real engine, but its first round waits for `open`: callers pile up into one shared round."""
+    """The real engine, but its first round (a lone gate request) waits for `open`, so the callers
+    submitted meanwhile all pile up into the next round."""
 
     def __init__(self, engine: FaceEngine) -> None:
         self._engine = engine
         self.info = engine.info
+        self.holding = threading.Event()
         self.open = threading.Event()
         self.rounds: list[int] = []
 
@@ -53,7 +55,9 @@ class GatedEngine:
         return self._engine.analyze(images)
 
     def analyze_each(self, images: Sequence[np.ndarray]) -> list[ImageFaces]:
-        self.open.wait(600)
+        if not self.rounds:
+            self.holding.set()
+            self.open.wait(600)
         self.rounds.append(len(images))
         return self._engine.analyze_each(images)
 
@@ -80,10 +84,12 @@ def test_one_hostile_caller_among_thirty_fails_alone(engine: InsightFaceEngine, 
     batching = BatchingEngine(gated)
     expected = engine.analyze([t1])[0]
     try:
+        gate = batching.submit([t1])
+        assert gated.holding.wait(600), "the gate round never started"
         with ThreadPoolExecutor(max_workers=30) as pool:
             futures = [pool.submit(batching.analyze, [hostile_array() if i == 17 else t1]) for i in range(30)]
             deadline = time.monotonic() + 600
-            while batching.waiting < 29:  # all but the one the gated round holds are queued
+            while batching.waiting < 30:  # every caller queued behind the held gate round
                 assert time.monotonic() < deadline, "the callers never queued up"
                 time.sleep(0.01)
             gated.open.set()
@@ -93,9 +99,11 @@ def test_one_hostile_caller_among_thirty_fails_alone(engine: InsightFaceEngine, 
                     outcomes.append(future.result(600))
                 except Exception as exc:
                     outcomes.append(exc)
+        assert len(gate.result(600)[0]) == 6  # type: ignore[arg-type]
     finally:
+        gated.open.set()  # never leave the worker (and the pool's threads) blocked on a failed wait
         batching.close()
-    assert max(gated.rounds) >= 29  # the hostile image really shared a round with good ones
+    assert gated.rounds == [1, 30]  # the hostile image really shared one round with 29 good ones
     failed = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Exception)]
     assert failed == [17]
     assert isinstance(outcomes[17], ImageRejectedError)
