@@ -187,7 +187,10 @@ class PeopleDirectory:
                         f"face {face_id} is in collection {record.collection!r}, person {person_id} in "
                         f"{person.collection!r}: a person never mixes collections"
                     )
+            former = self.store.person_of([face_id]).get(face_id)
             self.store.assign([Assignment(face_id, person_id, record.collection, record.det_score)])
+            if former is not None and former != person_id:
+                self._drop_if_empty([former])
             return self.get(person_id)
 
     def delete(self, person_id: str) -> int:
@@ -199,10 +202,19 @@ class PeopleDirectory:
             return count
 
     def forget_faces(self, face_ids: Sequence[str]) -> None:
-        """Faces deleted from the index leave their people (a person left empty stays, nameable)."""
+        """Faces deleted from the index leave their people; an unnamed person left without faces goes."""
         if face_ids:
             with self._lock:
+                people = set(self.store.person_of(face_ids).values())
                 self.store.unassign(face_ids)
+                self._drop_if_empty(people)
+
+    def _drop_if_empty(self, person_ids: Iterable[str]) -> None:
+        """A named person stays even without faces (the name is the user's work); others go."""
+        for person_id in person_ids:
+            person = self.store.get(person_id)
+            if person is not None and person.face_count == 0 and person.name is None:
+                self.store.delete(person_id)
 
     def people_of_faces(self, face_ids: Sequence[str]) -> dict[str, Person]:
         """The person of each assigned face among `face_ids` (for search hits)."""

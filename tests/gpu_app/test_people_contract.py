@@ -154,3 +154,26 @@ def test_recluster_rebuilds_the_same_people_and_keeps_names(directory: PeopleDir
     after = groups(directory)
     assert sorted(map(sorted, after.values())) == sorted(map(sorted, before.values()))
     assert directory.get(ann).name == "Ann" and after[ann] == before[ann]
+
+
+def test_an_unnamed_person_left_without_faces_goes_a_named_one_stays(directory: PeopleDirectory) -> None:
+    rng = np.random.default_rng(8)
+    ann, bob = identity_faces(rng, "ann", 3), identity_faces(rng, "bob", 3)
+    ingest(directory, ann + bob)
+    by_first = {min(faces): pid for pid, faces in groups(directory).items()}
+    ann_id, bob_id = by_first["ann-0"], by_first["bob-0"]
+    directory.store.update(bob_id, name="Bob", set_name=True, hidden=None)
+    directory.forget_faces([f.face_id for f in ann])  # their images were deleted
+    directory.forget_faces([f.face_id for f in bob])
+    assert directory.store.get(ann_id) is None
+    kept = directory.get(bob_id)
+    assert (kept.name, kept.face_count, kept.representative_face_id) == ("Bob", 0, None)
+
+    carl = identity_faces(rng, "carl", 3)
+    ingest(directory, carl)
+    carl_id = directory.store.person_of(["carl-0"])["carl-0"]
+    new_person = None
+    for record in carl:  # moving every face away leaves the unnamed person empty: it goes
+        new_person = directory.move_face(record.face_id, bob_id)
+    assert new_person is not None and new_person.face_count == 3
+    assert directory.store.get(carl_id) is None
