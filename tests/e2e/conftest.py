@@ -26,7 +26,7 @@ from tests.support.moto_server import TEST_ENV, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 AWS_CLI = str(Path(sys.executable).parent / "aws")
-# terraform apply of the whole stack into moto (about 90 s on 2 busy cores) is part of the start.
+# terraform apply of the whole stack into moto (about 100 s on 2 busy cores) is part of the start.
 START_TIMEOUT = 420.0
 STOP_TIMEOUT = 90.0
 # Short enough to watch the idle stopper act, long enough for a test to use the app between calls.
