@@ -371,8 +371,8 @@ LIMITS = {
     "writes and retraining within the 5x of the row above.",
     "peak RSS while serving / RSS when ready": "The ready process (offline pack: 180 MB) has never "
     "run the model; one detection call's transient working set alone takes the peak to ~1.55x at "
-    "concurrency 1. Removing the onnxruntime arena and capping glibc heaps took it from 2.5x to "
-    "~1.9x (same throughput); the decode budget hardly matters here.",
+    "concurrency 1. Capping glibc heaps took a quick run from 2.5x to 2.1x; dropping onnxruntime's "
+    "CPU arena would give ~1.9x but costs 28% of engine throughput, so the arena stays.",
     "cold import dispatcher vs import boto3": "Every handler pays Powertools' package import "
     "(its Logger pulls in metrics and tracing) and the shared pydantic/config modules; the SNS data "
     "classes are now imported only for SNS deliveries.",
