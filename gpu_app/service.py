@@ -295,6 +295,7 @@ class FaceService:
         self, ready: list[_Work], detected: list[list[DetectedFace]], collection: str
     ) -> None:
         created_at = now_iso()
+        thumbnails: list[Future[bool]] = []
         stored: list[tuple[_Work, Sidecar, str]] = []
         for w, faces in zip(ready, detected, strict=True):
             assert w.data is not None and w.decoded is not None
@@ -343,10 +344,14 @@ class FaceService:
                 sidecar.height,
             )
             self.metrics.faces.inc(len(faces))
-            if self.settings.face_thumbnails:
-                store_thumbnails(self, w.data, image_id, [(f.face_id, f.bbox) for f in sidecar.faces])
+            if self.settings.face_thumbnails and sidecar.faces:
+                # On the decode threads, beside this thread's storage and index writes.
+                boxes = [f.bbox for f in sidecar.faces]
+                thumbnails.append(self._decoder.submit(store_thumbnails, self, w.data, image_id, boxes))
             stored.append((w, sidecar, sidecar_at))
         self._index_sidecars(stored)
+        for made in thumbnails:  # done when the request is: a face listed has its thumbnail
+            made.result()
 
     def _index_sidecars(self, stored: list[tuple[_Work, Sidecar, str]]) -> None:
         """Index every stored image; one whose vectors fail stays recoverable (pending + sidecar)."""
@@ -503,9 +508,9 @@ class FaceService:
             return None
         folder = image_folder(self.prefix, image_id)
         stored_copies = sorted({s.storage_key for _, s in sidecars if s.storage_key.startswith(folder)})
-        # Thumbnail keys follow from the face ids (no second listing); deleting an absent one is a
-        # no-op, and they go before the sidecars, so an interrupted delete is completed by a retry.
-        thumbnails = [thumbnail_key(self.prefix, image_id, f.face_id) for _, s in sidecars for f in s.faces]
+        # The thumbnails' key follows from the id (no second listing); deleting an absent one is a
+        # no-op, and it goes before the sidecars, so an interrupted delete is completed by a retry.
+        thumbnails = [thumbnail_key(self.prefix, image_id)]
         for key in [*stored_copies, *thumbnails, *(k for k, _ in sidecars)]:
             self.storage.delete(key)
         self._pending.discard(image_id)

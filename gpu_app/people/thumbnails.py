@@ -1,9 +1,11 @@
-"""Face thumbnails: a small JPEG crop per face, stored next to the image's sidecar.
+"""Face thumbnails: one small JPEG per image holding a 160x160 crop of each face, next to its sidecar.
 
-Made at ingest (FACE_THUMBNAILS, on by default) from a second, budgeted decode of the image, one
-image at a time: the first decode's pixels are released as soon as inference has them, so a large
-upload never holds every image's pixels waiting for its thumbnails. A face without a stored
-thumbnail (an image ingested before, or a failed write) gets one on first request.
+One object per image, not per face: a group photo costs one more PUT, not one per face (on S3 each
+is a request). Face i of the image (face id `<image_id>-00i`) is the i-th tile from the left.
+Made at ingest (FACE_THUMBNAILS, on by default) from a second, budgeted decode of the image: the
+first decode's pixels are released as soon as inference has them, so a large upload never holds
+every image's pixels waiting for its thumbnails. An image without a stored strip (ingested before,
+or a failed write) gets one on the first request of one of its faces.
 """
 
 from __future__ import annotations
@@ -24,22 +26,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 160  # pixels, square
-THUMBNAIL_SUFFIX = ".thumb.jpg"
+THUMBNAILS_NAME = "faces.thumbs.jpg"
 _MARGIN = 0.25  # of the box's longer side, on every side: hair and chin stay in the picture
 _JPEG_QUALITY = 85
 
-
-def thumbnail_key(prefix: str, image_id: str, face_id: str) -> str:
-    return f"{image_folder(prefix, image_id)}{face_id}{THUMBNAIL_SUFFIX}"
+BBox = Sequence[float]
 
 
-def crop_thumbnail(
-    bgr: np.ndarray,
-    bbox: Sequence[float],
-    scale: tuple[float, float] = (1.0, 1.0),
-    side: int = THUMBNAIL_SIDE,
-) -> bytes:
-    """A square JPEG around `bbox` (original pixels; `scale` maps `bgr` pixels to those)."""
+def thumbnail_key(prefix: str, image_id: str) -> str:
+    """The image's strip of face thumbnails."""
+    return f"{image_folder(prefix, image_id)}{THUMBNAILS_NAME}"
+
+
+def face_index(face_id: str) -> int:
+    """The face's place in its image (face ids are `<image_id>-NNN`, see service.face_id_of)."""
+    return int(face_id.rsplit("-", 1)[1])
+
+
+def crop_tile(bgr: np.ndarray, bbox: BBox, scale: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """A THUMBNAIL_SIDE square around `bbox` (original pixels; `scale` maps `bgr` pixels to those),
+    letterboxed in grey so a face at the picture's edge is not stretched."""
     x1, y1, x2, y2 = (bbox[0] / scale[0], bbox[1] / scale[1], bbox[2] / scale[0], bbox[3] / scale[1])
     half = max(x2 - x1, y2 - y1) * (0.5 + _MARGIN)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -47,53 +53,64 @@ def crop_thumbnail(
     left, top = max(0, int(cx - half)), max(0, int(cy - half))
     right, bottom = min(width, int(np.ceil(cx + half))), min(height, int(np.ceil(cy + half)))
     crop = bgr[top:bottom, left:right]
-    if crop.size == 0:  # a box outside the picture (cannot come from the detector): a grey square
-        crop = np.full((side, side, 3), 128, dtype=np.uint8)
+    if crop.size == 0:  # a box outside the picture (cannot come from the detector)
+        return np.full((THUMBNAIL_SIDE, THUMBNAIL_SIDE, 3), 128, dtype=np.uint8)
     longer = max(crop.shape[:2])
-    # Letterboxed into a square, so a face at the picture's edge is not stretched.
     square = np.full((longer, longer, 3), 128, dtype=np.uint8)
     oy, ox = (longer - crop.shape[0]) // 2, (longer - crop.shape[1]) // 2
     square[oy : oy + crop.shape[0], ox : ox + crop.shape[1]] = crop
-    small = cv2.resize(square, (side, side), interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    return cv2.resize(square, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), interpolation=cv2.INTER_AREA)
+
+
+def encode_jpeg(pixels: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
     if not ok:
         raise ValueError("JPEG encoding of a thumbnail failed")
     return encoded.tobytes()
 
 
-def store_thumbnails(
-    service: FaceService, data: bytes, image_id: str, faces: Sequence[tuple[str, Sequence[float]]]
-) -> int:
-    """Crop and store a thumbnail of each (face_id, bbox) of the image; returns how many were stored.
-    Failures are logged, never raised: a missing thumbnail is made again on request."""
-    if not faces:
-        return 0
+def _strip(service: FaceService, data: bytes, boxes: Sequence[BBox]) -> bytes:
+    decoded = service.decode(data)
+    return encode_jpeg(np.hstack([crop_tile(decoded.bgr, box, decoded.scale) for box in boxes]))
+
+
+def store_thumbnails(service: FaceService, data: bytes, image_id: str, boxes: Sequence[BBox]) -> bool:
+    """Store the strip of the image's faces (`boxes` in face order). Failures are logged, never
+    raised: a missing strip is made again on request."""
+    if not boxes:
+        return False
     try:
-        decoded = service.decode(data)
-        crops = [(face_id, crop_thumbnail(decoded.bgr, bbox, decoded.scale)) for face_id, bbox in faces]
-        del decoded
-        for face_id, jpeg in crops:
-            service.storage.put(thumbnail_key(service.prefix, image_id, face_id), jpeg, "image/jpeg")
+        service.storage.put(
+            thumbnail_key(service.prefix, image_id), _strip(service, data, boxes), "image/jpeg"
+        )
     except (StorageError, ValueError) as exc:
         log.warning("thumbnails of image %s not stored (made on request instead): %s", image_id, exc)
-        return 0
-    return len(crops)
+        return False
+    return True
 
 
 def face_thumbnail(service: FaceService, face_id: str) -> bytes | None:
-    """The face's stored thumbnail, made (and stored) from its image when missing; None: no face."""
+    """The face's 160x160 JPEG, cut from its image's strip (made and stored when missing);
+    None: no such face."""
     record = service.index.get(face_id)
     if record is None:
         return None
-    key = thumbnail_key(service.prefix, record.image_id, face_id)
+    index = face_index(face_id)
+    key = thumbnail_key(service.prefix, record.image_id)
     try:
-        return service.storage.get(key)
+        strip = cv2.imdecode(np.frombuffer(service.storage.get(key), dtype=np.uint8), cv2.IMREAD_COLOR)
     except ObjectNotFoundError:
-        pass
-    decoded = service.decode(service.storage.get(record.storage_key))
-    jpeg = crop_thumbnail(decoded.bgr, record.bbox, decoded.scale)
-    try:
-        service.storage.put(key, jpeg, "image/jpeg")
-    except StorageError as exc:
-        log.warning("thumbnail of face %s not stored: %s", face_id, exc)
-    return jpeg
+        strip = None
+    if strip is None or strip.shape[1] < (index + 1) * THUMBNAIL_SIDE:
+        sidecars = service.image_sidecars(record.image_id)
+        faces = sidecars[0][1].faces if sidecars else ()
+        boxes = [f.bbox for f in sorted(faces, key=lambda f: face_index(f.face_id))] or [record.bbox]
+        if len(boxes) <= index:
+            boxes = [*boxes, *([record.bbox] * (index + 1 - len(boxes)))]
+        jpeg = _strip(service, service.storage.get(record.storage_key), boxes)
+        try:
+            service.storage.put(key, jpeg, "image/jpeg")
+        except StorageError as exc:
+            log.warning("thumbnails of image %s not stored: %s", record.image_id, exc)
+        strip = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
+    return encode_jpeg(strip[:, index * THUMBNAIL_SIDE : (index + 1) * THUMBNAIL_SIDE])

@@ -196,32 +196,36 @@ def test_person_detail_pages_faces_and_images(client: TestClient, labelled: list
     assert {f["face_id"] for f in first["faces"]}.isdisjoint(f["face_id"] for f in rest["faces"])
 
 
+def upload_sample(client: TestClient) -> dict:
+    response = client.post("/upload-images/", files=[("files", ("t1.jpg", sample_bytes()))])
+    return response.json()["results"][0]
+
+
 def test_thumbnails_are_stored_at_ingest_and_deleted_with_the_image(
     client: TestClient, tmp_path: Path
 ) -> None:
-    result = client.post("/upload-images/", files=[("files", ("t1.jpg", sample_bytes()))]).json()["results"][
-        0
-    ]
-    stored = sorted(p.name for p in (tmp_path / "images").rglob("*.thumb.jpg"))
-    assert stored == sorted(f"{f['face_id']}.thumb.jpg" for f in result["faces"])
-    response = client.get(f"/faces/{result['faces'][0]['face_id']}/thumbnail")
-    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
-    assert Image.open(io.BytesIO(response.content)).size == (160, 160)
+    result = upload_sample(client)
+    (strip,) = (tmp_path / "images").rglob("*.thumbs.jpg")  # one object per image, a tile per face
+    assert strip.parent.name == result["image_id"]
+    assert Image.open(strip).size == (160 * len(result["faces"]), 160)
+    for face in result["faces"]:
+        response = client.get(f"/faces/{face['face_id']}/thumbnail")
+        assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+        assert Image.open(io.BytesIO(response.content)).size == (160, 160)
     assert client.delete(f"/images/{result['image_id']}").status_code == 200
-    assert not list((tmp_path / "images").rglob("*.thumb.jpg"))
+    assert not list((tmp_path / "images").rglob("*.thumbs.jpg"))
     assert client.get(f"/faces/{result['faces'][0]['face_id']}/thumbnail").status_code == 404
 
 
 def test_missing_thumbnail_is_made_on_request(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
     client = make_client(face_thumbnails=False)
-    result = client.post("/upload-images/", files=[("files", ("t1.jpg", sample_bytes()))]).json()["results"][
-        0
-    ]
-    assert not list((tmp_path / "images").rglob("*.thumb.jpg"))
-    face_id = result["faces"][0]["face_id"]
+    result = upload_sample(client)
+    assert not list((tmp_path / "images").rglob("*.thumbs.jpg"))
+    face_id = result["faces"][2]["face_id"]
     response = client.get(f"/faces/{face_id}/thumbnail")
     assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).size == (160, 160)
-    assert [p.name for p in (tmp_path / "images").rglob("*.thumb.jpg")] == [f"{face_id}.thumb.jpg"]
+    (strip,) = (tmp_path / "images").rglob("*.thumbs.jpg")  # made for every face of the image
+    assert Image.open(strip).size == (160 * len(result["faces"]), 160)
 
 
 def test_search_hits_carry_their_person_and_search_by_person(
