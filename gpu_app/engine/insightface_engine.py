@@ -75,6 +75,8 @@ class InsightFaceEngine:
         options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Decoding overlaps inference on the same cores: onnxruntime's threads must yield, not spin.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # The CPU arena stays on: without it every call maps and faults in its activations afresh
         # (large buffers are mmapped alone, gpu_app.memory), 28% slower on CPU (issue 18 item 3).
         try:
