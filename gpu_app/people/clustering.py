@@ -23,7 +23,7 @@ K = TypeVar("K", bound=Hashable)
 P = TypeVar("P", bound=Hashable)
 
 DEFAULT_MIN_FACES = 3  # Immich's default
-DEFAULT_NEIGHBOURS = 64
+DEFAULT_NEIGHBOURS = 16  # enough for the nearest person and a min_faces group; each costs a row read
 
 
 @dataclass(frozen=True, slots=True)

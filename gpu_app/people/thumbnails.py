@@ -10,13 +10,17 @@ or a failed write) gets one on the first request of one of its faces.
 
 from __future__ import annotations
 
+import io
 import logging
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+from PIL import Image
 
+from gpu_app.imaging import DecodedImage, decode_image
 from gpu_app.storage import ObjectNotFoundError, StorageError
 from gpu_app.storage.base import image_folder
 
@@ -70,8 +74,24 @@ def encode_jpeg(pixels: np.ndarray) -> bytes:
 
 
 def _strip(service: FaceService, data: bytes, boxes: Sequence[BBox]) -> bytes:
-    decoded = service.decode(data)
+    decoded = _decode_for(service, data, boxes)
     return encode_jpeg(np.hstack([crop_tile(decoded.bgr, box, decoded.scale) for box in boxes]))
+
+
+def _decode_for(service: FaceService, data: bytes, boxes: Sequence[BBox]) -> DecodedImage:
+    """The image decoded as small as its smallest face's tile allows: a JPEG reduced by 2, 4 or 8
+    in the DCT decodes several times faster, and a tile never needs more than THUMBNAIL_SIDE pixels."""
+    smallest = min(min(x2 - x1, y2 - y1) for x1, y1, x2, y2 in boxes)
+    factor = int(max(1.0, min(8.0, smallest * (1 + 2 * _MARGIN) / THUMBNAIL_SIDE)))
+    settings = service.settings
+    with Image.open(io.BytesIO(data)) as header:
+        pixels = header.size[0] * header.size[1]
+    return decode_image(
+        data,
+        max_pixels=settings.max_image_pixels,
+        working_pixels=min(settings.working_image_pixels, math.ceil(pixels / factor**2)),
+        budget=service.decode_budget,
+    )
 
 
 def store_thumbnails(service: FaceService, data: bytes, image_id: str, boxes: Sequence[BBox]) -> bool:
