@@ -22,7 +22,12 @@ class CloudWatchStream:
         self._pending: list[dict[str, Any]] = []
         self._failed = False
         self._lock = threading.Lock()  # the output pump adds while the owner may flush
-        self._call(lambda: logs.create_log_stream(logGroupName=group, logStreamName=stream))
+        try:
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        except Exception as exc:  # a stream kept across restarts (the app's) is written on
+            if "ResourceAlreadyExists" not in str(exc):
+                self._failed = True
+                log(f"CloudWatch Logs stream {stream} not written: {exc}")
 
     def _call(self, action: Callable[[], Any]) -> None:
         if self._failed:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 import shlex
 from collections.abc import Mapping
 from typing import Any, Final
@@ -77,6 +78,7 @@ class Resources:
     instance_role_arn: str
     instance_app_environment: Mapping[str, str]
     stop_after_first_boot: bool
+    instance_log_stream: tuple[str, str]  # (log group, stream) the awslogs driver writes the app's output to
     notifications_local_queue_url: str
 
     def output(self, name: str) -> str:
@@ -190,6 +192,12 @@ def container_environment(user_data: str) -> dict[str, str]:
     return variables
 
 
+def user_data_constant(user_data: str, name: str) -> str:
+    """A `readonly NAME='value'` line of the user data script."""
+    match = re.search(rf"^readonly {name}='([^']*)'$", user_data, re.MULTILINE)
+    return match.group(1) if match else ""
+
+
 def _instance(aws: ClientSource, instance_id: str) -> tuple[str, str]:
     ec2, iam = aws.client("ec2"), aws.client("iam")
     instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
@@ -235,7 +243,11 @@ def read_resources(aws: ClientSource, outputs: Mapping[str, Any]) -> Resources:
         compute_environments=compute_environments,
         instance_role_arn=role_arn,
         instance_app_environment=container_environment(user_data),
-        stop_after_first_boot="STOP_AFTER_FIRST_BOOT='true'" in user_data,
+        stop_after_first_boot=user_data_constant(user_data, "STOP_AFTER_FIRST_BOOT") == "true",
+        instance_log_stream=(
+            user_data_constant(user_data, "LOG_GROUP"),
+            f"{outputs['gpu_instance_id']}/{user_data_constant(user_data, 'CONTAINER_NAME')}",
+        ),
         notifications_local_queue_url=_notifications_inbox(
             aws, prefix, str(outputs["notifications_topic_arn"])
         ),

@@ -206,6 +206,7 @@ class LocalStack:
             self.options.app_port,
             child_environment(self.aws_env | credentials, _without_empty(app_environment)),
             self.console,
+            log_stream=resources.instance_log_stream,
         )
         # The controller and the idle stopper change the instance: follow at once, not at the next poll.
         host.observe(lambda key, _: supervisor.wake() if key in ("controller", "idle_stopper") else None)

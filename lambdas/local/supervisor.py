@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from lambdas.common.app_client import probe_health
+from lambdas.local.cloudwatch import CloudWatchStream
 from lambdas.local.local_aws import LOOPBACK, REPO, LocalAws
 from lambdas.local.processes import Console, Loop, ManagedProcess
 
@@ -35,9 +36,12 @@ class AppSupervisor(Loop):
         port: int,
         env: Mapping[str, str],
         console: Console,
+        log_stream: tuple[str, str] | None = None,
     ) -> None:
         super().__init__("supervisor", POLL_SECONDS, self._reconcile, console.sink("supervisor"))
-        self._ec2 = aws.client("ec2")
+        self._ec2, self._logs = aws.client("ec2"), aws.client("logs")
+        self._log_stream = log_stream
+        self._cloudwatch: CloudWatchStream | None = None
         self._console = console
         self.instance_id = instance_id
         self.url = f"http://{LOOPBACK}:{port}"
@@ -68,6 +72,8 @@ class AppSupervisor(Loop):
         }
 
     def _reconcile(self) -> None:
+        if self._cloudwatch is not None:
+            self._cloudwatch.flush()  # the app's output reaches its log stream within a poll
         reservations = self._ec2.describe_instances(InstanceIds=[self.instance_id])["Reservations"]
         self.instance_state = reservations[0]["Instances"][0]["State"]["Name"]
         if self.instance_state != "running":
@@ -98,9 +104,19 @@ class AppSupervisor(Loop):
         self._restart_at = 0.0
         self._reachable = False
         self._log(f"instance {self.instance_id} is running: starting the app on {self.url}")
-        self._app = ManagedProcess(
-            "app", self._command, env=self._env, cwd=REPO, sink=self._console.sink("app")
-        )
+        show = self._console.sink("app")
+        if self._log_stream is not None:
+            # The container's awslogs driver: the app's output in the instance's log group.
+            group, stream = self._log_stream
+            self._cloudwatch = CloudWatchStream(self._logs, group, stream, self._log)
+        cloudwatch = self._cloudwatch
+
+        def sink(line: str) -> None:
+            show(line)
+            if cloudwatch is not None:
+                cloudwatch.add(line)
+
+        self._app = ManagedProcess("app", self._command, env=self._env, cwd=REPO, sink=sink)
 
     def _stop_app(self) -> None:
         app, self._app = self._app, None

@@ -320,6 +320,7 @@ def names_from_outputs(outputs: dict[str, Any], moto_url: str) -> dict[str, str]
         "monitor_dlq_url": outputs["monitor_dlq_url"],
         "notifications_local_queue_url": f"{moto_url}/123456789012/{prefix}-notifications-local",
         "gpu_instance_id": outputs["gpu_instance_id"],
+        "gpu_instance_log_group": outputs["gpu_instance_log_group_name"],
         **{f"{key}_function": name for key, name in functions.items()},
     }
 

@@ -350,6 +350,21 @@ def test_delete_of_an_image_works_with_the_instance_roles_permissions(
         assert app.get(f"/images/{image_id}").status_code == 404
     listing = local_stack.cli.run("s3", "ls", f"s3://{local_stack.input_bucket}/{key}", check=False).stdout
     assert listing.strip() == ""
+    # The app's output is in the instance's log group, as the container's awslogs driver sends it.
+    group = local_stack.names["gpu_instance_log_group"]
+    events = wait_for(
+        lambda: [
+            event
+            for event in local_stack.cli.json("logs", "filter-log-events", "--log-group-name", group)[
+                "events"
+            ]
+            if f"DELETE /images/{image_id}" in event["message"]
+        ],
+        30,
+        "the app's log in its log group",
+    )
+    # The stream the user data names: <instance id>/<container name>.
+    assert events[0]["logStreamName"].startswith(f"{local_stack.names['gpu_instance_id']}/")
 
 
 def test_start_and_process_takes_more_files_than_one_app_request(
