@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 160  # pixels, square
-THUMBNAILS_NAME = "faces.thumbs.jpg"
+# A JPEG, named without an image extension: listings of images (a Batch `embed` of a prefix, the
+# dispatcher's image count) must never take it for an input photo.
+THUMBNAILS_NAME = "faces.thumbs"
 _MARGIN = 0.25  # of the box's longer side, on every side: hair and chin stay in the picture
 _JPEG_QUALITY = 85
 

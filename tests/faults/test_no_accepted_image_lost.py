@@ -168,7 +168,7 @@ def stored_images(endpoint: str) -> dict[str, list[str]]:
     keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
     found: dict[str, list[str]] = {}
     for key in keys:
-        if key.endswith(".faces.json"):
+        if key.endswith((".faces.json", "/faces.thumbs")):  # sidecars and face thumbnails
             continue
         data = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
         sidecar = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{key}.faces.json")["Body"].read())

@@ -205,7 +205,7 @@ def test_thumbnails_are_stored_at_ingest_and_deleted_with_the_image(
     client: TestClient, tmp_path: Path
 ) -> None:
     result = upload_sample(client)
-    (strip,) = (tmp_path / "images").rglob("*.thumbs.jpg")  # one object per image, a tile per face
+    (strip,) = (tmp_path / "images").rglob("*.thumbs")  # one object per image, a tile per face
     assert strip.parent.name == result["image_id"]
     assert Image.open(strip).size == (160 * len(result["faces"]), 160)
     for face in result["faces"]:
@@ -213,18 +213,18 @@ def test_thumbnails_are_stored_at_ingest_and_deleted_with_the_image(
         assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
         assert Image.open(io.BytesIO(response.content)).size == (160, 160)
     assert client.delete(f"/images/{result['image_id']}").status_code == 200
-    assert not list((tmp_path / "images").rglob("*.thumbs.jpg"))
+    assert not list((tmp_path / "images").rglob("*.thumbs"))
     assert client.get(f"/faces/{result['faces'][0]['face_id']}/thumbnail").status_code == 404
 
 
 def test_missing_thumbnail_is_made_on_request(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
     client = make_client(face_thumbnails=False)
     result = upload_sample(client)
-    assert not list((tmp_path / "images").rglob("*.thumbs.jpg"))
+    assert not list((tmp_path / "images").rglob("*.thumbs"))
     face_id = result["faces"][2]["face_id"]
     response = client.get(f"/faces/{face_id}/thumbnail")
     assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).size == (160, 160)
-    (strip,) = (tmp_path / "images").rglob("*.thumbs.jpg")  # made for every face of the image
+    (strip,) = (tmp_path / "images").rglob("*.thumbs")  # made for every face of the image
     assert Image.open(strip).size == (160 * len(result["faces"]), 160)
 
 

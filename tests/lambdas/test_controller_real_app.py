@@ -52,6 +52,7 @@ def test_start_and_process_with_the_real_app(
     sidecars = s3.list_objects_v2(Bucket=stack.input_bucket, Prefix="upload_with_embed/")["Contents"]
     assert sorted(item["Key"].rsplit("/", 1)[-1] for item in sidecars) == [
         "blank.jpg.faces.json",
+        "faces.thumbs",  # t1's face thumbnails (the blank image has no face)
         "t1.jpg.faces.json",
     ]
 
