@@ -247,9 +247,14 @@ variable "s3_event_filter_prefix" {
 
 variable "s3_event_images_batch_threshold" {
   type        = number
-  description = "Images of one event delivery above this count go to a face_embedding Batch job through a manifest, not to the GPU instance (EVENT_IMAGES_BATCH_THRESHOLD)."
+  description = "Images of one event delivery above this count go to a face_embedding Batch job through a manifest, not to the GPU instance (EVENT_BATCH_THRESHOLD)."
   default     = 200
   nullable    = false
+
+  validation {
+    condition     = var.s3_event_images_batch_threshold >= 0 && floor(var.s3_event_images_batch_threshold) == var.s3_event_images_batch_threshold
+    error_message = "s3_event_images_batch_threshold must be a whole number, 0 or more."
+  }
 }
 
 variable "s3_event_video_instance_max_bytes" {
@@ -257,6 +262,11 @@ variable "s3_event_video_instance_max_bytes" {
   description = "Videos uploaded under the event prefix up to this size are processed on the GPU instance (POST /videos); larger ones by a Batch video job (VIDEO_INSTANCE_MAX_BYTES)."
   default     = 209715200
   nullable    = false
+
+  validation {
+    condition     = var.s3_event_video_instance_max_bytes >= 0 && floor(var.s3_event_video_instance_max_bytes) == var.s3_event_video_instance_max_bytes
+    error_message = "s3_event_video_instance_max_bytes must be a whole number of bytes, 0 or more."
+  }
 }
 
 variable "s3_event_filter_suffix" {

@@ -225,6 +225,8 @@ run "every_setting_of_the_example" {
     enable_s3_event_notifications         = false
     s3_event_filter_prefix                = "incoming/"
     s3_event_filter_suffix                = ""
+    s3_event_images_batch_threshold       = 200
+    s3_event_video_instance_max_bytes     = 209715200
     notification_emails                   = []
     trigger_publisher_principal_arns      = ["arn:aws:iam::210987654321:role/producer"]
     api_key_parameter_name                = null

@@ -15,6 +15,8 @@ run "smallest_admitted_values" {
   command = plan
 
   variables {
+    s3_event_images_batch_threshold       = 0
+    s3_event_video_instance_max_bytes     = 0
     aws_region                            = "eu-west-1"
     project_name                          = "abc"
     environment                           = "a"
@@ -151,6 +153,8 @@ run "values_just_below_the_minimum" {
   command = plan
 
   variables {
+    s3_event_images_batch_threshold       = -1
+    s3_event_video_instance_max_bytes     = -1
     aws_region                            = "useast1"
     project_name                          = "ab"
     environment                           = ""
@@ -210,6 +214,8 @@ run "values_just_below_the_minimum" {
   }
 
   expect_failures = [
+    var.s3_event_images_batch_threshold,
+    var.s3_event_video_instance_max_bytes,
     var.aws_region,
     var.project_name,
     var.environment,
