@@ -369,10 +369,11 @@ LIMITS = {
     "insert_per_s_1000k_512": "A bare FAISS add into the same IVF (each vector scored against "
     "1,024 list centroids) is itself near 50k/s on these cores; the index adds durable SQLite "
     "writes and retraining within the 5x of the row above.",
-    "peak RSS while serving / RSS when ready": "The ready process (offline pack: 180 MB) has never "
-    "run the model; one detection call's transient working set alone takes the peak to ~1.55x at "
-    "concurrency 1. Capping glibc heaps took a quick run from 2.5x to 2.1x; dropping onnxruntime's "
-    "CPU arena would give ~1.9x but costs 28% of engine throughput, so the arena stays.",
+    "peak RSS while serving / RSS when ready": "The ready process (offline pack: 180 MB) is small and "
+    "has never run the model, so one request's transients dominate, already at concurrency 1: a large "
+    "image's encoded body, decoded pixels and converted copy (tens of MB each) and the detector's "
+    "working set. Capping glibc heaps at process start took a quick run from 2.5x to 2.0x; dropping "
+    "onnxruntime's CPU arena would save ~0.1x more but costs 28% of engine throughput.",
     "cold import dispatcher vs import boto3": "Every handler pays Powertools' package import "
     "(its Logger pulls in metrics and tracing) and the shared pydantic/config modules; the SNS data "
     "classes are now imported only for SNS deliveries.",
