@@ -354,13 +354,14 @@ GOALS = [
 
 
 LIMITS = {
-    "pipeline / model floor (overhead factor)": "The CPU stages (decode, letterbox, alignment, sidecar "
-    "JSON, storage, index) run on the same 2 cores as the model, whose session already uses both "
-    "(intra-op threads = cores): overlapping them with inference moves work between threads but "
-    "cannot hide it. See the stage breakdown in section 2.",
+    "pipeline / model floor (overhead factor)": "Images go to inference one by one as they are "
+    "decoded (so a request's pixels are never all held at once), and decoding then competes with the "
+    "model's two threads for the two cores. onnxruntime's threads now yield instead of spinning: "
+    "under load that made the pipeline 1.4-1.5x the pre-overlap one (612b2b2, overhead 0.96-1.10x); "
+    "on a quiet machine it stays ~0.7x of it (0.61x with spinning): see the --ref ratio in section 1.",
     "pipeline vs naive (throughput)": "Bounded by naive / floor (section 2): even a pipeline at the "
-    "model floor is only that much faster than the naive loop, and on CPU recognition batching "
-    "does not pay (section 3), so the loop's one call per face costs it little.",
+    "model floor is only that much faster than the naive loop; and the decode/inference contention "
+    "of the row above.",
     "query_p95_ms_1000k_512": "Two shared cores under other jobs: p50 is a few ms and numpy exact is "
     "~100x slower in the same run; the p95 tail is scheduling noise on a loaded machine.",
     "recall10_1000k_512": "The 9th and 10th exact neighbours of a synthetic face are strangers at "
