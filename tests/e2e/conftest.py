@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import httpx
 import pytest
 
 from lambdas.local.stack import READY_LINE
-from lambdas.local.terraform import LocalTerraform
+from lambdas.local.terraform import LocalTerraform, ProviderUnavailableError, provider_source
 from tests.gpu_app.conftest import MODEL_PACK, MODEL_ROOT
 from tests.support.moto_server import TEST_ENV, free_port
 
@@ -286,6 +287,13 @@ class LocalStack:
 
 @pytest.fixture(scope="session")
 def stack_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
+    # The stack applies terraform/: without Terraform or a provider it cannot start, and says so.
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform is not on PATH: the local stack applies terraform/ (make run needs it too)")
+    try:
+        provider_source()
+    except ProviderUnavailableError as exc:
+        pytest.skip(f"no AWS provider for the local stack's terraform apply: {exc}")
     process = StackProcess(
         state_dir=tmp_path_factory.mktemp("e2e") / "state",
         moto_port=free_port(),

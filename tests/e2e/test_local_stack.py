@@ -1,8 +1,8 @@
 """`make run`'s stack end to end: every command of the README against the laptop.
 
-The tests share one running stack and run in file order; the last one stops it with SIGINT and
-starts it again on the same state folder.
-"""
+The tests share one running stack (one terraform apply) and run in file order. Near the end: Ctrl-C
+and a restart on the same state folder, `terraform destroy`, then SIGKILL of the stack and a new
+start on the same ports, which leaves a running stack for the modules after this one."""
 
 from __future__ import annotations
 
@@ -23,7 +23,14 @@ import pytest
 
 from lambdas.local.processes import marked_processes
 from tests.batch.conftest import face_images
-from tests.e2e.conftest import AUTO_SHUTDOWN_IDLE_TIME, REPO, LocalStack, wait_for
+from tests.e2e.conftest import (
+    AUTO_SHUTDOWN_IDLE_TIME,
+    REPO,
+    LocalStack,
+    names_from_outputs,
+    terraform_outputs,
+    wait_for,
+)
 from tests.support.images import blank_jpeg
 
 pytestmark = pytest.mark.slow
@@ -483,6 +490,8 @@ def test_ctrl_c_leaves_nothing_behind_and_a_restart_keeps_the_state(
     process.start()
 
     assert process.run_id() != run_id
+    # A new apply into a fresh moto: the same names, a new instance id.
+    local_stack.names.update(names_from_outputs(terraform_outputs(process.state_dir), process.moto_url))
     listing = local_stack.cli.run("s3", "ls", f"s3://{local_stack.input_bucket}/images/").stdout
     assert "kept.webp" in listing.split()  # the buckets came back from the state folder
     local_stack.start_instance()
@@ -512,7 +521,7 @@ def test_terraform_destroy_leaves_nothing_in_state(local_stack: LocalStack) -> N
     assert local_stack.cli.run("s3", "ls").stdout.strip() == ""
 
 
-def test_a_killed_stack_leaves_no_process_and_frees_its_ports(local_stack: LocalStack) -> None:
+def test_a_killed_stack_leaves_no_process_and_the_next_start_works(local_stack: LocalStack) -> None:
     process = local_stack.process
     assert process.process is not None
     run_id = process.run_id()
@@ -526,3 +535,10 @@ def test_a_killed_stack_leaves_no_process_and_frees_its_ports(local_stack: Local
         time.sleep(0.2)
     assert marked_processes(run_id) == []
     assert all(_refused(port) for port in (process.moto_port, process.lambda_port, process.app_port))
+
+    # What the killed stack used to block: the next start, on the same ports and state folder. It
+    # also leaves a running stack (fresh from terraform apply) to the tests after this module.
+    process.start()
+
+    assert process.run_id() != run_id
+    local_stack.names.update(names_from_outputs(terraform_outputs(process.state_dir), process.moto_url))
