@@ -1,4 +1,4 @@
-// The face service's page: upload, look at the faces found, search, status. Plain DOM, no library.
+// The face service's page: upload, look at the faces found, search, people, status. Plain DOM, no library.
 // Every API call is relative to this page (served at <app>/ui/), so it works behind a path prefix.
 "use strict";
 
@@ -8,6 +8,8 @@ const UPLOADS_AT_ONCE = 2;
 const THUMB_SIZE = 96;
 const BLOB_CACHE_SIZE = 24;
 const DECODES_AT_ONCE = 2;
+const PEOPLE_PAGE = 60;
+const FACES_PAGE = 60;
 
 // ---------- small helpers ---------------------------------------------------------------------
 const $ = (id) => document.getElementById(id);
@@ -70,10 +72,16 @@ function onUnauthorized() {
   $("api-key").focus();
 }
 
-async function api(path, { method = "GET", body, as = "json" } = {}) {
+/** Calls the API with the key; `json` is sent as a JSON body. Throws ApiError with the reason in words. */
+async function api(path, { method = "GET", body, json, as = "json" } = {}) {
+  const headers = authHeaders();
+  if (json !== undefined) {
+    body = JSON.stringify(json);
+    headers["Content-Type"] = "application/json";
+  }
   let response;
   try {
-    response = await fetch(new URL(path, API), { method, body, headers: authHeaders() });
+    response = await fetch(new URL(path, API), { method, body, headers });
   } catch (err) {
     throw new ApiError(0, "the service did not answer (network error)");
   }
@@ -148,7 +156,7 @@ function cropFace(canvas, bitmap, bbox) {
   canvas.dataset.drawn = "true";
 }
 
-/** A thumbnail that could not be drawn says why (tooltip and accessible name); the match stays. */
+/** A thumbnail that could not be drawn says why (tooltip and accessible name); the match or face stays. */
 function thumbFailed(canvas, err) {
   const reason = `no thumbnail: ${err.message || "the image could not be decoded"}`;
   canvas.title = reason;
@@ -160,8 +168,10 @@ function thumbCanvas(label) {
   return h("canvas", { class: "thumb", width: THUMB_SIZE, height: THUMB_SIZE, role: "img", "aria-label": label });
 }
 
-// ---------- routing: #/upload, #/image/<id>?face=<id>, #/search?face=<id>, #/status ----------
-const views = ["upload", "image", "search", "status"];
+// ---------- routing: #/upload, #/image/<id>?face=<id>, #/search?face=<id>, #/people, #/person/<id>, #/status
+const views = ["upload", "image", "search", "people", "person", "status"];
+// A view without its own link lights the link of the section it belongs to.
+const navOf = { image: "upload", person: "people" };
 
 function parseHash() {
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
@@ -179,7 +189,7 @@ function route() {
   notice("");
   for (const name of views) $(`view-${name}`).hidden = name !== view;
   for (const link of document.querySelectorAll("[data-nav]")) {
-    if (link.dataset.nav === view || (view === "image" && link.dataset.nav === "upload")) {
+    if (link.dataset.nav === (navOf[view] || view)) {
       link.setAttribute("aria-current", "page");
     } else link.removeAttribute("aria-current");
   }
@@ -187,6 +197,8 @@ function route() {
   currentView = view;
   if (view === "image") showImage(arg, params.get("face"));
   if (view === "search" && params.get("face")) searchByFace(params.get("face"));
+  if (view === "people") showPeople();
+  if (view === "person") showPerson(arg);
   if (view === "status") showStatus();
 }
 
@@ -445,6 +457,273 @@ function searchByFace(faceId) {
   runSearch(form, async () => imageBlob((await face).image_id));
 }
 
+// ---------- people ----------------------------------------------------------------------------
+const personName = (person) => person.name || "unnamed";
+const peopleCount = (n) => (n === 1 ? "1 person" : `${n} people`);
+
+/** A text beside a control: what it did, or why it could not. */
+function setState(el, kind, text) {
+  el.className = `state ${kind}`;
+  el.textContent = text;
+}
+
+/** A face's stored thumbnail (behind the key, so fetched, not linked) in a box sized before it loads. */
+function faceThumb(faceId) {
+  const img = h("img", { class: "thumb", width: THUMB_SIZE, height: THUMB_SIZE, alt: "" });
+  if (!faceId) {
+    img.dataset.drawn = "failed";
+    return img;
+  }
+  api(`faces/${encodeURIComponent(faceId)}/thumbnail`, { as: "blob" })
+    .then((blob) => {
+      const url = URL.createObjectURL(blob);
+      img.addEventListener(
+        "load",
+        () => {
+          URL.revokeObjectURL(url);
+          img.dataset.drawn = "true";
+        },
+        { once: true },
+      );
+      img.src = url;
+    })
+    .catch((err) => thumbFailed(img, err));
+  return img;
+}
+
+let peopleRun = 0;
+let peopleShown = 0;
+async function showPeople(more = false) {
+  const collection = $("people-collection");
+  if (!collection.checkValidity()) return collection.reportValidity();
+  const run = more ? peopleRun : ++peopleRun;
+  const grid = $("people-grid");
+  const count = $("people-count");
+  if (!more) {
+    grid.replaceChildren();
+    peopleShown = 0;
+    $("people-more").hidden = true;
+  }
+  const params = new URLSearchParams({ offset: String(peopleShown), limit: String(PEOPLE_PAGE) });
+  if ($("people-hidden").checked) params.set("include_hidden", "true");
+  if (collection.value) params.set("collection", collection.value);
+  setState(count, "muted", "loading…");
+  let page;
+  try {
+    page = await api(`people?${params}`);
+  } catch (err) {
+    if (run === peopleRun) setState(count, "error", err.message);
+    return;
+  }
+  if (run !== peopleRun) return;
+  grid.append(...page.people.map(personCard));
+  peopleShown += page.people.length;
+  setState(count, "muted", page.total ? peopleCount(page.total) : "No people yet: faces form one once enough alike arrive.");
+  $("people-more").hidden = peopleShown >= page.total || !page.people.length;
+}
+
+function personCard(person) {
+  return h(
+    "li",
+    { class: "person", dataset: { personId: person.person_id, hidden: String(person.hidden) } },
+    h(
+      "a",
+      { href: `#/person/${encodeURIComponent(person.person_id)}` },
+      faceThumb(person.representative_face_id),
+      h("span", { class: person.name ? "name" : "name muted" }, personName(person)),
+      h("span", { class: "muted count" }, `${plural(person.face_count, "face")}${person.hidden ? " · hidden" : ""}`),
+    ),
+  );
+}
+
+let personRun = 0;
+let personFacesShown = 0;
+async function showPerson(personId, more = false) {
+  const run = more ? personRun : ++personRun;
+  const head = $("person-head");
+  const faces = $("person-faces");
+  if (!more) {
+    $("person-title").textContent = "Person";
+    head.replaceChildren(h("p", { class: "muted" }, "loading…"));
+    faces.replaceChildren();
+    personFacesShown = 0;
+    $("person-more").hidden = true;
+  }
+  let detail;
+  try {
+    const params = new URLSearchParams({ offset: String(personFacesShown), limit: String(FACES_PAGE) });
+    detail = await api(`people/${encodeURIComponent(personId)}?${params}`);
+  } catch (err) {
+    if (run !== personRun) return;
+    if (more) $("person-more").after(h("p", { class: "error" }, err.message));
+    else head.replaceChildren(h("p", { class: "error" }, err.message));
+    return;
+  }
+  if (run !== personRun) return;
+  if (!more) {
+    head.replaceChildren(...personControls(detail.person));
+    personSummary(detail.person);
+  }
+  faces.append(...detail.faces.map((face, i) => personFace(face, personFacesShown + i)));
+  personFacesShown += detail.faces.length;
+  $("person-more").hidden = personFacesShown >= detail.person.face_count || !detail.faces.length;
+}
+
+function personSummary(person) {
+  $("person-title").textContent = person.name || "Unnamed person";
+  $("person-summary").textContent =
+    `${plural(person.face_count, "face")} · collection ${person.collection}${person.hidden ? " · hidden" : ""}`;
+}
+
+/** Name (Enter saves), hide/unhide and merge, each with its result or error beside it. */
+function personControls(person) {
+  const summary = h("p", { id: "person-summary", class: "muted" });
+  const nameInput = h("input", {
+    id: "person-name",
+    value: person.name || "",
+    placeholder: "unnamed",
+    maxlength: 200,
+    autocomplete: "off",
+    spellcheck: "false",
+    "aria-describedby": "person-name-state",
+  });
+  const nameState = h("span", { id: "person-name-state", class: "state muted", role: "status" }, "Enter saves");
+  const nameForm = h(
+    "form",
+    {
+      id: "person-name-form",
+      class: "control",
+      onsubmit: (event) => {
+        event.preventDefault();
+        rename(person, nameInput, nameState);
+      },
+    },
+    h("label", { for: "person-name" }, "Name"),
+    nameInput,
+    nameState,
+  );
+  const hideState = h("span", { id: "person-hide-state", class: "state muted", role: "status" });
+  const hideButton = h(
+    "button",
+    { type: "button", id: "person-hide", class: "toggle", onclick: () => toggleHidden(person, hideButton, hideState) },
+    person.hidden ? "Unhide" : "Hide",
+  );
+  const target = h(
+    "select",
+    { id: "person-merge-target", "aria-describedby": "person-merge-state" },
+    h("option", { value: "" }, "loading…"),
+  );
+  const mergeState = h("span", { id: "person-merge-state", class: "state muted", role: "status" });
+  const mergeForm = h(
+    "form",
+    {
+      id: "person-merge-form",
+      class: "control",
+      onsubmit: (event) => {
+        event.preventDefault();
+        mergeInto(person, target, mergeState);
+      },
+    },
+    h("label", { for: "person-merge-target" }, "Merge into"),
+    target,
+    h("button", { type: "submit" }, "Merge"),
+    mergeState,
+  );
+  loadMergeTargets(person, target, mergeState);
+  return [summary, nameForm, h("div", { class: "control" }, hideButton, hideState), mergeForm];
+}
+
+async function rename(person, input, state) {
+  const name = input.value.trim();
+  setState(state, "muted", "saving…");
+  try {
+    const updated = await api(`people/${encodeURIComponent(person.person_id)}`, {
+      method: "PATCH",
+      json: { name: name || null },
+    });
+    Object.assign(person, updated);
+    input.value = updated.name || "";
+    personSummary(person);
+    setState(state, "ok", updated.name ? "saved" : "name cleared");
+  } catch (err) {
+    setState(state, "error", err.message);
+  }
+}
+
+async function toggleHidden(person, button, state) {
+  button.disabled = true;
+  try {
+    const updated = await api(`people/${encodeURIComponent(person.person_id)}`, {
+      method: "PATCH",
+      json: { hidden: !person.hidden },
+    });
+    Object.assign(person, updated);
+    button.textContent = updated.hidden ? "Unhide" : "Hide";
+    personSummary(person);
+    setState(state, "ok", updated.hidden ? "hidden from the list of people" : "shown in the list of people");
+  } catch (err) {
+    setState(state, "error", err.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** The people this one can be merged into: the others of its collection, hidden ones too. */
+async function loadMergeTargets(person, select, state) {
+  const params = new URLSearchParams({ collection: person.collection, include_hidden: "true", limit: "500" });
+  let page;
+  try {
+    page = await api(`people?${params}`);
+  } catch (err) {
+    select.replaceChildren(h("option", { value: "" }, "unavailable"));
+    setState(state, "error", err.message);
+    return;
+  }
+  const others = page.people.filter((other) => other.person_id !== person.person_id);
+  select.replaceChildren(
+    h("option", { value: "" }, others.length ? "choose a person" : "no other person"),
+    ...others.map((other) =>
+      h(
+        "option",
+        { value: other.person_id },
+        `${personName(other)} · ${plural(other.face_count, "face")} · ${other.person_id.slice(0, 8)}`,
+      ),
+    ),
+  );
+}
+
+async function mergeInto(person, select, state) {
+  if (!select.value) {
+    setState(state, "error", "choose the person to merge into");
+    select.focus();
+    return;
+  }
+  setState(state, "muted", "merging…");
+  try {
+    const merged = await api(`people/${encodeURIComponent(select.value)}/merge`, {
+      method: "POST",
+      json: { ids: [person.person_id] },
+    });
+    // This person is gone: show the one its faces went to.
+    location.hash = `#/person/${encodeURIComponent(merged.person_id)}`;
+  } catch (err) {
+    setState(state, "error", err.message);
+  }
+}
+
+function personFace(face, i) {
+  const href = `#/image/${encodeURIComponent(face.image_id)}?face=${encodeURIComponent(face.face_id)}`;
+  return h(
+    "li",
+    { class: "person-face", dataset: { faceId: face.face_id, imageId: face.image_id } },
+    h(
+      "a",
+      { href, "aria-label": `Face ${i + 1} (detection score ${face.det_score.toFixed(2)}): open its image` },
+      faceThumb(face.face_id),
+    ),
+  );
+}
+
 // ---------- status ----------------------------------------------------------------------------
 async function showStatus() {
   const list = $("status-list");
@@ -514,6 +793,10 @@ function start() {
   });
   $("search-form").addEventListener("submit", (event) => event.preventDefault());
   $("status-refresh").addEventListener("click", showStatus);
+  $("people-hidden").addEventListener("change", () => showPeople());
+  $("people-collection").addEventListener("change", () => showPeople());
+  $("people-more").addEventListener("click", () => showPeople(true));
+  $("person-more").addEventListener("click", () => showPerson(parseHash().arg, true));
   dropZone($("upload-drop"), $("upload-input"), uploadAll);
   dropZone($("search-drop"), $("search-input"), (files) => searchByImage(files[0]));
   // A file dropped outside a zone must not replace the page.

@@ -91,6 +91,14 @@ def face_record(app: App, face_id: str) -> dict[str, Any]:
     return dict(response.json())
 
 
+def wait_image_shown(page: Page) -> None:
+    """The image view's image has loaded and decoded."""
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#image-box img'); "
+        "return i && i.complete && i.naturalWidth > 0; }"
+    )
+
+
 @pytest.fixture
 def screenshot_dir() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -15,20 +15,13 @@ from PIL import Image
 
 from tests.support.images import encode, sample_bytes, sample_image, sample_path
 from tests.support.live_app import App
-from tests.ui.conftest import API_KEY, face_record, reencoded_sample
+from tests.ui.conftest import API_KEY, face_record, reencoded_sample, wait_image_shown
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 OpenPage = Callable[..., "Page"]
 SAMPLE_FACES = 6
-
-
-def wait_image_shown(page: Page) -> None:
-    page.wait_for_function(
-        "() => { const i = document.querySelector('#image-box img'); "
-        "return i && i.complete && i.naturalWidth > 0; }"
-    )
 
 
 def test_upload_many_shows_each_file_and_a_broken_one_fails_alone(
