@@ -8,8 +8,6 @@ const UPLOADS_AT_ONCE = 2;
 const THUMB_SIZE = 96;
 const BLOB_CACHE_SIZE = 24;
 const DECODES_AT_ONCE = 2;
-const PEOPLE_PAGE = 60;
-const FACES_PAGE = 60;
 
 // ---------- small helpers ---------------------------------------------------------------------
 const $ = (id) => document.getElementById(id);
@@ -460,6 +458,8 @@ function searchByFace(faceId) {
 // ---------- people ----------------------------------------------------------------------------
 const personName = (person) => person.name || "unnamed";
 const peopleCount = (n) => (n === 1 ? "1 person" : `${n} people`);
+// How many a list asks for at a time: its data-page attribute in index.html.
+const pageSize = (list) => String(Number(list.dataset.page) || 60);
 
 /** A text beside a control: what it did, or why it could not. */
 function setState(el, kind, text) {
@@ -504,7 +504,7 @@ async function showPeople(more = false) {
     peopleShown = 0;
     $("people-more").hidden = true;
   }
-  const params = new URLSearchParams({ offset: String(peopleShown), limit: String(PEOPLE_PAGE) });
+  const params = new URLSearchParams({ offset: String(peopleShown), limit: pageSize(grid) });
   if ($("people-hidden").checked) params.set("include_hidden", "true");
   if (collection.value) params.set("collection", collection.value);
   setState(count, "muted", "loading…");
@@ -551,7 +551,7 @@ async function showPerson(personId, more = false) {
   }
   let detail;
   try {
-    const params = new URLSearchParams({ offset: String(personFacesShown), limit: String(FACES_PAGE) });
+    const params = new URLSearchParams({ offset: String(personFacesShown), limit: pageSize(faces) });
     detail = await api(`people/${encodeURIComponent(personId)}?${params}`);
   } catch (err) {
     if (run !== personRun) return;

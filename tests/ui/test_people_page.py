@@ -112,6 +112,33 @@ def test_rename_with_enter_persists_after_reload_and_in_the_api(
     assert page.locator("#notice").is_hidden()
 
 
+def test_people_and_faces_come_a_page_at_a_time(
+    open_page: OpenPage, ui_app: App, stored: dict[str, str]
+) -> None:
+    listed = people(ui_app)
+    page = open_page()
+    # Pages of 4 people and 1 face (index.html asks for 60 of each).
+    page.evaluate("document.getElementById('people-grid').dataset.page = '4'")
+    page.evaluate("document.getElementById('person-faces').dataset.page = '1'")
+    page.evaluate("location.hash = '#/people'")
+    cards = page.locator("#people-grid .person")
+    page.locator("#people-more").wait_for()
+    assert cards.count() == 4
+    page.click("#people-more")
+    page.wait_for_function("() => document.getElementById('people-more').hidden")
+    assert [cards.nth(i).get_attribute("data-person-id") for i in range(cards.count())] == [
+        p["person_id"] for p in listed
+    ]
+    cards.first.locator("a").click()
+    faces = page.locator("#person-faces .person-face")
+    page.locator("#person-more").wait_for()
+    assert faces.count() == 1
+    page.click("#person-more")
+    page.wait_for_function("() => document.getElementById('person-more').hidden")
+    assert faces.count() == listed[0]["face_count"] == 2
+    assert len({faces.nth(i).get_attribute("data-face-id") for i in range(2)}) == 2
+
+
 def test_person_page_lists_their_faces_linking_to_their_images(
     open_page: OpenPage, ui_app: App, stored: dict[str, str], screenshot_dir: Path
 ) -> None:
