@@ -159,6 +159,27 @@ def wait_until_ready(
         delay = min(delay * 2, _BACKOFF_MAX)
 
 
+def _post(url: str, path: str, key: str, body: dict[str, Any], timeout: float) -> tuple[int, Any]:
+    """POST a JSON body with the key; a network error is TransientAppError."""
+    try:
+        return _request(f"{url}{path}", timeout=timeout, body=body, headers={"X-API-Key": key})
+    except _NETWORK_ERRORS as exc:
+        raise TransientAppError(f"POST {url}{path} failed: {exc}") from exc
+
+
+def _refused(url: str, path: str, status: int, answer: Any, what: str = "") -> AppError:
+    """The error for an answer the caller cannot use: 401 AppAuthError, 5xx/408/429
+    TransientAppError, other 4xx AppRefusedError, anything else AppError."""
+    detail = str(answer.get("detail", answer) if isinstance(answer, dict) else answer)[:500]
+    if status == 401:
+        return AppAuthError(f"POST {url}{path} answered HTTP 401: {detail}")
+    if status >= 500 or status in _TRANSIENT_STATUSES:
+        return TransientAppError(f"POST {url}{path} answered HTTP {status}: {detail}")
+    if 400 <= status < 500:
+        return AppRefusedError(status, detail)
+    return AppError(f"POST {url}{path} answered HTTP {status}{what}: {detail}")
+
+
 def submit_video(
     url: str, key: str, video_key: str, collection: str | None, timeout: float
 ) -> dict[str, Any]:
@@ -169,20 +190,10 @@ def submit_video(
     body: dict[str, Any] = {"key": video_key}
     if collection is not None:
         body["collection"] = collection
-    try:
-        status, answer = _request(f"{url}/videos", timeout=timeout, body=body, headers={"X-API-Key": key})
-    except _NETWORK_ERRORS as exc:
-        raise TransientAppError(f"POST {url}/videos failed: {exc}") from exc
+    status, answer = _post(url, "/videos", key, body, timeout)
     if status == 202 and isinstance(answer, dict):
         return answer
-    detail = str(answer.get("detail", answer) if isinstance(answer, dict) else answer)[:500]
-    if status == 401:
-        raise AppAuthError(f"POST {url}/videos answered HTTP 401: {detail}")
-    if status >= 500 or status in _TRANSIENT_STATUSES:
-        raise TransientAppError(f"POST {url}/videos answered HTTP {status}: {detail}")
-    if 400 <= status < 500:
-        raise AppRefusedError(status, detail)
-    raise AppError(f"POST {url}/videos answered HTTP {status}: {detail}")
+    raise _refused(url, "/videos", status, answer)
 
 
 def process_files(
@@ -197,21 +208,11 @@ def process_files(
     body: dict[str, Any] = {"files": list(files)}
     if collection is not None:
         body["collection"] = collection
-    try:
-        status, answer = _request(f"{url}/process", timeout=timeout, body=body, headers={"X-API-Key": key})
-    except _NETWORK_ERRORS as exc:
-        raise TransientAppError(f"POST {url}/process failed: {exc}") from exc
+    status, answer = _post(url, "/process", key, body, timeout)
     if isinstance(answer, dict) and isinstance(answer.get("results"), list):
         if len(answer["results"]) != len(files):
             raise AppError(
                 f"POST {url}/process answered {len(answer['results'])} results for {len(files)} files"
             )
         return status, answer
-    detail = str(answer.get("detail", answer) if isinstance(answer, dict) else answer)[:500]
-    if status == 401:
-        raise AppAuthError(f"POST {url}/process answered HTTP 401: {detail}")
-    if status >= 500 or status in _TRANSIENT_STATUSES:
-        raise TransientAppError(f"POST {url}/process answered HTTP {status}: {detail}")
-    if 400 <= status < 500:
-        raise AppRefusedError(status, detail)
-    raise AppError(f"POST {url}/process answered HTTP {status} without results: {detail}")
+    raise _refused(url, "/process", status, answer, " without results")
