@@ -49,7 +49,7 @@ run: STATE_DIR ?= .local-stack
 run: MOTO_PORT ?= 5000
 run: LAMBDA_PORT ?= 5001
 run: venv ## terraform apply of terraform/ into moto, then the Lambdas, Batch jobs, the app on $(PORT); Ctrl-C stops
-	$(PY) -m lambdas.local --state-dir $(STATE_DIR) --moto-port $(MOTO_PORT) --lambda-port $(LAMBDA_PORT) \
+	$(PY) -m local_stack --state-dir $(STATE_DIR) --moto-port $(MOTO_PORT) --lambda-port $(LAMBDA_PORT) \
 		--app-port $(PORT)
 
 serve: venv ## Start the face-embedding API on $(HOST):$(PORT) (CPU, local storage, embedded index)

@@ -12,14 +12,14 @@ from typing import Literal, NamedTuple
 
 from gpu_app.config import Settings
 from gpu_app.engine import FaceEngine, load_engine
-from gpu_app.engine.batching import BatchingEngine
+from gpu_app.engine.microbatch import MicroBatchingEngine
 from gpu_app.index import VectorIndex, build_index
-from gpu_app.jobs import JobManager
 from gpu_app.metrics import Metrics
-from gpu_app.secrets import TERRAFORM_PLACEHOLDER_PREFIX as TERRAFORM_PLACEHOLDER_PREFIX  # re-exported
-from gpu_app.secrets import RotatingApiKey
+from gpu_app.secret_store import TERRAFORM_PLACEHOLDER_PREFIX as TERRAFORM_PLACEHOLDER_PREFIX  # re-exported
+from gpu_app.secret_store import RotatingApiKey
 from gpu_app.service import FaceService
 from gpu_app.storage import ImageStorage, build_storage
+from gpu_app.upload_jobs import UploadJobQueue
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,12 @@ class Runtime:
         self.state: State = "starting"
         self.error: str | None = None
         self.service: FaceService | None = None
-        self.jobs: JobManager | None = None
+        self.jobs: UploadJobQueue | None = None
         self._engine, self._storage, self._index = engine, storage, index
         self._ready = threading.Event()
         self._stopping = threading.Event()
         self._retry_thread: threading.Thread | None = None
-        self._batching: BatchingEngine | None = None
+        self._batching: MicroBatchingEngine | None = None
         # Fail at start, not on the first request: a missing secret is a deployment error.
         self._rotating_key = (
             RotatingApiKey(
@@ -68,7 +68,7 @@ class Runtime:
     @property
     def api_key(self) -> str | None:
         """The key every protected route requires (None: none configured); a key from SSM is re-read
-        every API_KEY_REFRESH_SECONDS, so a rotation needs no restart (gpu_app/secrets.py)."""
+        every API_KEY_REFRESH_SECONDS, so a rotation needs no restart (gpu_app/secret_store.py)."""
         if self.settings.api_key is not None:
             return self.settings.api_key.get_secret_value()
         return self._rotating_key.current if self._rotating_key is not None else None
@@ -86,13 +86,13 @@ class Runtime:
     def _load(self) -> None:
         try:
             # One inference worker per model for the whole server: concurrent requests share batches.
-            engine = BatchingEngine(self._engine or load_engine(self.settings))
+            engine = MicroBatchingEngine(self._engine or load_engine(self.settings))
             self._batching = engine
             storage = self._storage or build_storage(self.settings)
             index = self._index or build_index(self.settings)
             index.open(engine.info.embedding_dim, engine.info.model_pack)
             self.service = FaceService(self.settings, engine, storage, index, self.metrics)
-            self.jobs = JobManager(
+            self.jobs = UploadJobQueue(
                 self.service,
                 workers=self.settings.job_workers,
                 queue_size=self.settings.job_queue_size,

@@ -24,7 +24,7 @@ import numpy as np
 from gpu_app.config import Settings
 from gpu_app.engine import DetectedFace, FaceEngine
 from gpu_app.engine.base import ImageFaces, ImageRejectedError
-from gpu_app.engine.batching import BatchingEngine
+from gpu_app.engine.microbatch import MicroBatchingEngine
 from gpu_app.imaging import DecodedImage, ImageDecodeError, decode_image
 from gpu_app.index import (
     DEFAULT_COLLECTION,
@@ -181,7 +181,7 @@ class FaceService:
         self.settings = settings
         # One inference worker batching across callers (the app passes its own; the CLI and Batch
         # jobs get one here): images are submitted one by one as they decode.
-        self.engine = engine if isinstance(engine, BatchingEngine) else BatchingEngine(engine)
+        self.engine = engine if isinstance(engine, MicroBatchingEngine) else MicroBatchingEngine(engine)
         self._own_engine = self.engine is not engine
         # Decoded pixels held at once, by every request and job of this process together; and freed
         # pixels go back to the OS rather than to allocator heaps.

@@ -191,7 +191,7 @@ def _secret_str(value: Any) -> SecretStr | None:
 def _read_secret_json(name: str, region: str | None) -> dict[str, Any]:
     import json
 
-    from gpu_app.secrets import fetch_secret
+    from gpu_app.secret_store import fetch_secret
 
     raw = fetch_secret(name, region)
     try:

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Reques
 from fastapi.concurrency import run_in_threadpool
 
 from gpu_app.deps import RuntimeDep, ServiceDep, require_api_key
-from gpu_app.jobs import QueueFullError
 from gpu_app.responses import AsciiJSONResponse
 from gpu_app.schemas import (
     BATCH_ERRORS,
@@ -27,6 +26,7 @@ from gpu_app.schemas import (
     ProcessRequest,
 )
 from gpu_app.service import FaceService, ImageOutcome
+from gpu_app.upload_jobs import QueueFullError
 
 router = APIRouter(
     tags=["images"], dependencies=[Depends(require_api_key)], responses=UNAUTHORIZED | NOT_READY | INVALID

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from lambdas.common.aws import client
 from lambdas.common.cache import register_container_cache
-from lambdas.common.models import AppHealth
+from lambdas.common.messages import AppHealth
 
 HEALTH_TIMEOUT: Final = 5.0
 # The key is re-read after this long, so a rotation reaches a warm container without a restart (a
@@ -64,7 +64,7 @@ def base_url(private_ip: str | None, port: int, override: str) -> str:
 
 def normalize_api_key(value: str) -> str:
     """The key as it is compared: surrounding whitespace dropped (a value written with
-    `--value file://key.txt` ends in a newline). gpu_app/secrets.py applies the same rule."""
+    `--value file://key.txt` ends in a newline). gpu_app/secret_store.py applies the same rule."""
     return value.strip()
 
 

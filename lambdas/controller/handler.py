@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.common.config import controller_config
 from lambdas.common.log import logger
-from lambdas.common.models import ControllerRequest
+from lambdas.common.messages import ControllerRequest
 from lambdas.controller.service import run
 
 # Stop waiting this long before Lambda's own timeout, so the answer (or error) is still returned.

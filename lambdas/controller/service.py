@@ -15,7 +15,7 @@ from lambdas.common.aws import client, error_code
 from lambdas.common.config import ControllerConfig
 from lambdas.common.instance import InstanceInfo, describe_instance
 from lambdas.common.log import logger
-from lambdas.common.models import ControllerRequest, is_video_key
+from lambdas.common.messages import ControllerRequest, is_video_key
 from lambdas.common.notify import publish
 
 # Errors after which another instance type (or a later try) may succeed; anything else is raised as is.

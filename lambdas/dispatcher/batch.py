@@ -10,7 +10,7 @@ from typing import Any, Final, Literal
 
 from lambdas.common.aws import client, region
 from lambdas.common.config import DispatcherConfig
-from lambdas.common.models import Metadata
+from lambdas.common.messages import Metadata
 from lambdas.common.validation import InvalidMessageError, optional_int
 
 ComputeType = Literal["gpu", "cpu"]

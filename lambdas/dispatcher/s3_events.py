@@ -26,7 +26,7 @@ from lambdas.common.aws import client
 from lambdas.common.cache import per_container
 from lambdas.common.config import DispatcherConfig, dispatcher_config
 from lambdas.common.log import logger
-from lambdas.common.models import (
+from lambdas.common.messages import (
     MAX_FILES_PER_REQUEST,
     VIDEO_EXTENSIONS,
     ControllerRequest,

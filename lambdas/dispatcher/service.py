@@ -18,7 +18,7 @@ from lambdas.common.aws import client
 from lambdas.common.cache import per_container
 from lambdas.common.config import dispatcher_config
 from lambdas.common.log import logger
-from lambdas.common.models import TriggerMessage, cut_to_depth, decode_message
+from lambdas.common.messages import TriggerMessage, cut_to_depth, decode_message
 from lambdas.common.validation import InvalidMessageError
 from lambdas.dispatcher.dead_letter import dead_letter
 from lambdas.dispatcher.s3_events import S3Notification, as_s3_notification, process_notifications

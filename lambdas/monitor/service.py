@@ -9,7 +9,7 @@ from typing import Any, Final
 from lambdas.common.aws import region
 from lambdas.common.config import MonitorConfig
 from lambdas.common.log import logger
-from lambdas.common.models import BatchJobStateChange
+from lambdas.common.messages import BatchJobStateChange
 from lambdas.common.notify import publish
 from lambdas.common.validation import escape_unprintable
 

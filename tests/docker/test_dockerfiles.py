@@ -484,7 +484,7 @@ def test_dockerignore_lets_every_copy_source_through_and_nothing_else(dockerfile
         "terraform/terraform.tfstate",
         "tests/conftest.py",
         "gpu_app/__pycache__/x.pyc",
-        "lambdas/local/bootstrap.py",
+        "local_stack/stack.py",
         "../shared/models",
     ):
         assert dockerignore_excludes(private.removeprefix("../"), patterns), private

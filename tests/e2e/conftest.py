@@ -1,4 +1,4 @@
-"""The local stack as users start it (`python -m lambdas.local`, what `make run` runs), driven with the
+"""The local stack as users start it (`python -m local_stack`, what `make run` runs), driven with the
 real AWS CLI (awscli from .venv) and HTTP, on free ports with a temporary state folder.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lambdas.local.stack import READY_LINE
-from lambdas.local.terraform import LocalTerraform, ProviderUnavailableError, provider_source
+from local_stack.stack import READY_LINE
+from local_stack.terraform import LocalTerraform, ProviderUnavailableError, provider_source
 from tests.gpu_app.conftest import MODEL_PACK, MODEL_ROOT
 from tests.support.moto_server import TEST_ENV, free_port
 
@@ -49,7 +49,7 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 
 @dataclasses.dataclass
 class StackProcess:
-    """One `python -m lambdas.local` run: its output collected, stopped with SIGINT like Ctrl-C."""
+    """One `python -m local_stack` run: its output collected, stopped with SIGINT like Ctrl-C."""
 
     state_dir: Path
     moto_port: int
@@ -84,7 +84,7 @@ class StackProcess:
             [
                 sys.executable,
                 "-m",
-                "lambdas.local",
+                "local_stack",
                 f"--state-dir={self.state_dir}",
                 f"--moto-port={self.moto_port}",
                 f"--lambda-port={self.lambda_port}",

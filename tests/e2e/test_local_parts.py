@@ -25,10 +25,10 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import SNSEvent
 from botocore.exceptions import ClientError
 
-from lambdas.local import terraform as local_terraform
-from lambdas.local.events import batch_state_change
-from lambdas.local.host import FunctionSpec, LambdaHost, runtime_variables
-from lambdas.local.local_aws import (
+from local_stack import terraform as local_terraform
+from local_stack.events import batch_state_change
+from local_stack.host import FunctionSpec, LambdaHost, runtime_variables
+from local_stack.local_aws import (
     FAKE_CREDENTIALS,
     REPO,
     LocalAws,
@@ -36,9 +36,9 @@ from lambdas.local.local_aws import (
     aws_environment,
     child_environment,
 )
-from lambdas.local.moto_server import LAMBDA_URL_VARIABLE
-from lambdas.local.processes import Console
-from lambdas.local.resources import Route, container_environment, role_credentials
+from local_stack.moto_server import LAMBDA_URL_VARIABLE
+from local_stack.processes import Console
+from local_stack.resources import Route, container_environment, role_credentials
 from tests.support.moto_server import free_port, wait_http
 
 LOCAL = "http://127.0.0.1:5999"
@@ -178,7 +178,7 @@ def test_records_without_sns_are_a_function_error_and_bad_json_a_400(test_host: 
     assert invalid.headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
 
 
-# --- moto as the stack runs it (lambdas/local/moto_server.py) ----------------------------------------
+# --- moto as the stack runs it (local_stack/moto_server.py) ----------------------------------------
 class _Receiver(ThreadingHTTPServer):
     """Stands in for the Lambda host: records every Invoke request it gets."""
 
@@ -207,13 +207,13 @@ class _Receiver(ThreadingHTTPServer):
 
 @pytest.fixture(scope="module")
 def local_moto() -> Iterator[tuple[str, _Receiver]]:
-    """`python -m lambdas.local.moto_server` with IAM enforcement on, SNS delivering to a receiver."""
+    """`python -m local_stack.moto_server` with IAM enforcement on, SNS delivering to a receiver."""
     receiver = _Receiver()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env |= {"PYTHONPATH": str(REPO), "INITIAL_NO_AUTH_ACTION_COUNT": "0", LAMBDA_URL_VARIABLE: receiver.url}
     process = subprocess.Popen(
-        [sys.executable, "-m", "lambdas.local.moto_server", "-p", str(port)],
+        [sys.executable, "-m", "local_stack.moto_server", "-p", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -21,7 +21,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from lambdas.local.processes import marked_processes
+from local_stack.processes import marked_processes
 from tests.batch.conftest import face_images
 from tests.e2e.conftest import (
     AUTO_SHUTDOWN_IDLE_TIME,

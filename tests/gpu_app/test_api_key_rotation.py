@@ -10,8 +10,8 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 
-from gpu_app.secrets import RotatingApiKey
-from gpu_app.secrets import normalize_api_key as app_normalize
+from gpu_app.secret_store import RotatingApiKey
+from gpu_app.secret_store import normalize_api_key as app_normalize
 from lambdas.common.app_client import normalize_api_key as controller_normalize
 
 PARAMETER = "/face-embed/test/api-key"

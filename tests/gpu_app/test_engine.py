@@ -109,7 +109,7 @@ def test_batching_engine_shares_recognition_batches_across_callers(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from gpu_app.engine.batching import BatchingEngine
+    from gpu_app.engine.microbatch import MicroBatchingEngine
 
     expected = engine.analyze([t1])[0]
     calls: list[int] = []
@@ -117,7 +117,7 @@ def test_batching_engine_shares_recognition_batches_across_callers(
     monkeypatch.setattr(
         engine._recognizer, "get_feat", lambda crops: calls.append(len(crops)) or original(crops)
     )
-    batching = BatchingEngine(engine)
+    batching = MicroBatchingEngine(engine)
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
             results = list(pool.map(lambda _: batching.analyze([t1]), range(8)))
@@ -133,9 +133,9 @@ def test_batching_engine_shares_recognition_batches_across_callers(
 
 def test_batching_engine_passes_an_image_error_to_its_caller(engine: InsightFaceEngine) -> None:
     from gpu_app.engine.base import ImageRejectedError
-    from gpu_app.engine.batching import BatchingEngine
+    from gpu_app.engine.microbatch import MicroBatchingEngine
 
-    batching = BatchingEngine(engine)
+    batching = MicroBatchingEngine(engine)
     try:
         with pytest.raises(ImageRejectedError, match="empty"):
             batching.analyze([np.zeros((0, 0, 3), dtype=np.uint8)])

@@ -19,8 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gpu_app.engine.base import FaceEngine, ImageFaces, ImageRejectedError
-from gpu_app.engine.batching import BatchingEngine
 from gpu_app.engine.insightface_engine import InsightFaceEngine
+from gpu_app.engine.microbatch import MicroBatchingEngine
 from tests.support.images import encode, sample_bytes, sample_image, sample_path
 
 # 16 px high (MIN_IMAGE_SIDE) but 12000 px long: at det_size 640 the letterbox is 640x0.
@@ -81,7 +81,7 @@ def test_engine_refuses_every_shape_its_letterbox_cannot_hold(
 
 def test_one_hostile_caller_among_thirty_fails_alone(engine: InsightFaceEngine, t1: np.ndarray) -> None:
     gated = GatedEngine(engine)
-    batching = BatchingEngine(gated)
+    batching = MicroBatchingEngine(gated)
     expected = engine.analyze([t1])[0]
     try:
         gate = batching.submit([t1])
@@ -114,7 +114,7 @@ def test_one_hostile_caller_among_thirty_fails_alone(engine: InsightFaceEngine, 
 
 
 def test_a_multi_image_request_fails_only_its_bad_image(engine: InsightFaceEngine, t1: np.ndarray) -> None:
-    batching = BatchingEngine(engine)
+    batching = MicroBatchingEngine(engine)
     try:
         results = batching.analyze_each([t1, hostile_array(), t1])
         assert len(batching.analyze([t1])[0]) == 6  # the worker still serves

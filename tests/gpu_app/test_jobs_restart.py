@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from gpu_app.jobs import write_spool
+from gpu_app.upload_jobs import write_spool
 from tests.support.images import blank_jpeg
 from tests.support.live_app import REPO, app_env, run_app
 from tests.support.moto_server import free_port

@@ -14,7 +14,7 @@ import cv2
 import requests
 
 from gpu_app.video.frames import VIDEO_SUFFIXES
-from lambdas.common.models import VIDEO_EXTENSIONS
+from lambdas.common.messages import VIDEO_EXTENSIONS
 from lambdas.controller.handler import lambda_handler
 from tests.lambdas.conftest import Configure
 from tests.lambdas.events import LambdaContext

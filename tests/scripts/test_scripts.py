@@ -28,7 +28,7 @@ import pytest
 
 from lambdas.common import env as lambda_env
 from lambdas.common.config import DispatcherConfig
-from lambdas.common.models import ControllerRequest, TriggerMessage
+from lambdas.common.messages import ControllerRequest, TriggerMessage
 from lambdas.dispatcher.triggers import TRIGGER_REGISTRY, DispatchContext
 from tests.support.moto_server import free_port
 

@@ -27,7 +27,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from lambdas.common import env
-from lambdas.local.local_aws import ACCOUNT_ID, REGION, REPO, ClientSource
+from local_stack.local_aws import ACCOUNT_ID, REGION, REPO, ClientSource
 
 NAMING_FILE: Final = REPO / "terraform" / "naming.json"
 # Terraform's defaults (terraform/variables.tf) where the local stack needs one.

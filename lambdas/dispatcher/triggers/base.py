@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from lambdas.common.config import DispatcherConfig
-from lambdas.common.models import TriggerMessage
+from lambdas.common.messages import TriggerMessage
 
 
 @dataclasses.dataclass(frozen=True)

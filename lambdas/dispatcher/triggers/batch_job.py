@@ -8,7 +8,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from lambdas.common.aws import client, is_not_found
-from lambdas.common.models import TriggerMessage
+from lambdas.common.messages import TriggerMessage
 from lambdas.common.validation import InvalidMessageError, plain_key, readable_key, reject_unknown
 from lambdas.dispatcher.batch import (
     RESOURCE_FIELDS,

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from lambdas.common.aws import client
-from lambdas.common.models import ControllerRequest, TriggerMessage
+from lambdas.common.messages import ControllerRequest, TriggerMessage
 from lambdas.dispatcher.triggers.base import BaseTrigger, DispatchContext
 
 

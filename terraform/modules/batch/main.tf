@@ -91,7 +91,7 @@ locals {
   ]
 
   # Jobs run users' scripts: they get the Elasticsearch credentials (SSM, or secretsmanager:<id> /
-  # an ARN in Secrets Manager, as gpu_app/secrets.py reads them) and never the app's API key.
+  # an ARN in Secrets Manager, as gpu_app/secret_store.py reads them) and never the app's API key.
   es_secret_name              = var.es_secret_ssm_parameter_name == null ? "" : var.es_secret_ssm_parameter_name
   es_secret_in_secretsmanager = startswith(local.es_secret_name, "secretsmanager:") || strcontains(local.es_secret_name, ":secretsmanager:")
   es_secret_id                = trimprefix(local.es_secret_name, "secretsmanager:")

@@ -43,7 +43,7 @@ locals {
   ecr_repository_arn = "arn:${local.partition}:ecr:${local.image_parts[1]}:${local.image_parts[0]}:repository/${local.image_parts[2]}"
 
   # The app reads the API key from SSM and the Elasticsearch credentials from SSM or, named
-  # secretsmanager:<id> or by ARN, from Secrets Manager (gpu_app/secrets.py).
+  # secretsmanager:<id> or by ARN, from Secrets Manager (gpu_app/secret_store.py).
   es_secret_name              = var.es_secret_ssm_parameter_name == null ? "" : var.es_secret_ssm_parameter_name
   es_secret_in_secretsmanager = startswith(local.es_secret_name, "secretsmanager:") || strcontains(local.es_secret_name, ":secretsmanager:")
   es_secret_id                = trimprefix(local.es_secret_name, "secretsmanager:")

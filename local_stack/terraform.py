@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from lambdas.local.local_aws import FAKE_CREDENTIALS, REGION, REPO, require_loopback
+from local_stack.local_aws import FAKE_CREDENTIALS, REGION, REPO, require_loopback
 
 TERRAFORM_DIR: Final = REPO / "terraform"
 USER_DATA_TEMPLATE: Final = REPO / "scripts" / "ec2-user-data.sh.tftpl"
@@ -81,7 +81,7 @@ def _hcl(value: str) -> str:
 
 def provider_override(moto_url: str) -> str:
     endpoints = "\n".join(f"    {service} = {_hcl(moto_url)}" for service in ENDPOINT_SERVICES)
-    return f"""# Written by lambdas/local/terraform.py for the local stack only: moto, never AWS.
+    return f"""# Written by local_stack/terraform.py for the local stack only: moto, never AWS.
 terraform {{
   backend "local" {{}}
 }}

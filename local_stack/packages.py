@@ -12,7 +12,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-from lambdas.local.local_aws import REPO
+from local_stack.local_aws import REPO
 
 PACKAGER = REPO / "scripts" / "package_lambdas.py"
 

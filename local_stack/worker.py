@@ -1,5 +1,5 @@
 """One Lambda execution environment ("container") of the local stack:
-`python -m lambdas.local.worker <module.function> <answer fd>`.
+`python -m local_stack.worker <module.function> <answer fd>`.
 
 Like Lambda's Python runtime it imports the handler once (the init phase), then runs one invocation
 at a time. Requests arrive as JSON lines on stdin; answers leave as JSON lines on the answer fd;

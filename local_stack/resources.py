@@ -23,7 +23,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any, Final
 
-from lambdas.local.local_aws import ClientSource
+from local_stack.local_aws import ClientSource
 
 NOTIFICATIONS_LOCAL_SUFFIX: Final = "-notifications-local"
 

@@ -1,4 +1,4 @@
-"""moto's server as the local stack runs it: `python -m lambdas.local.moto_server -p PORT`.
+"""moto's server as the local stack runs it: `python -m local_stack.moto_server -p PORT`.
 
 The same moto 5.2.5 server (`python -m moto.server`), with six differences from moto, each one a
 place where moto does not behave as AWS does and the stack would otherwise diverge from AWS:
@@ -204,7 +204,7 @@ def patch_iam_enforcement() -> None:
 def patch_sns_lambda_delivery(lambda_url: str) -> None:
     from moto.sns.models import Subscription
 
-    from lambdas.local.events import sns_record
+    from local_stack.events import sns_record
 
     original = Subscription.publish
 
@@ -271,7 +271,7 @@ def with_local_routes(app: WsgiApp) -> WsgiApp:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lambdas.local.moto_server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local_stack.moto_server", description=__doc__)
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
     args = parser.parse_args(argv)

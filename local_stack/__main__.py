@@ -1,4 +1,4 @@
-"""`python -m lambdas.local`: the whole system on 127.0.0.1 until Ctrl-C (`make run`)."""
+"""`python -m local_stack`: the whole system on 127.0.0.1 until Ctrl-C (`make run`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from lambdas.local.local_aws import NotLocalError
-from lambdas.local.processes import Console
-from lambdas.local.stack import LocalStack, Options, StartError
-from lambdas.local.state import StateLockedError
+from local_stack.local_aws import NotLocalError
+from local_stack.processes import Console
+from local_stack.stack import LocalStack, Options, StartError
+from local_stack.state import StateLockedError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lambdas.local", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local_stack", description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=Path(".local-stack"), help="default: .local-stack")
     parser.add_argument("--moto-port", type=int, default=5000, help="local AWS (moto); default 5000")
     parser.add_argument("--lambda-port", type=int, default=5001, help="Lambda Invoke API; default 5001")

@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from lambdas.local.banner import banner
-from lambdas.local.batch_executor import BatchExecutor
-from lambdas.local.events import batch_state_change
-from lambdas.local.host import FunctionSpec, LambdaHost, runtime_variables
-from lambdas.local.local_aws import (
+from local_stack.banner import banner
+from local_stack.batch_executor import BatchExecutor
+from local_stack.events import batch_state_change
+from local_stack.host import FunctionSpec, LambdaHost, runtime_variables
+from local_stack.local_aws import (
     LOOPBACK,
     REPO,
     RUN_MARKER,
@@ -29,14 +29,14 @@ from lambdas.local.local_aws import (
     child_environment,
     loopback_url,
 )
-from lambdas.local.moto_server import LAMBDA_URL_VARIABLE
-from lambdas.local.packages import build_code_zips
-from lambdas.local.processes import Console, LineSink, Loop, ManagedProcess, marked_processes
-from lambdas.local.resources import Resources, read_resources, role_credentials
-from lambdas.local.sources import Schedule
-from lambdas.local.state import StateDir
-from lambdas.local.supervisor import AppSupervisor
-from lambdas.local.terraform import LOCAL_CONTAINER_IMAGE, LocalTerraform, TerraformError
+from local_stack.moto_server import LAMBDA_URL_VARIABLE
+from local_stack.packages import build_code_zips
+from local_stack.processes import Console, LineSink, Loop, ManagedProcess, marked_processes
+from local_stack.resources import Resources, read_resources, role_credentials
+from local_stack.sources import Schedule
+from local_stack.state import StateDir
+from local_stack.supervisor import AppSupervisor
+from local_stack.terraform import LOCAL_CONTAINER_IMAGE, LocalTerraform, TerraformError
 
 READY_LINE: Final = "Local stack ready."
 MOTO_START_TIMEOUT: Final = 60.0
@@ -240,7 +240,7 @@ class LocalStack:
     def _start_watchdog(self) -> None:
         self._watchdog = ManagedProcess(
             "watchdog",
-            [sys.executable, "-m", "lambdas.local.watchdog", str(os.getpid()), self.run_id],
+            [sys.executable, "-m", "local_stack.watchdog", str(os.getpid()), self.run_id],
             env=child_environment(self.aws_env, {"PYTHONPATH": str(REPO)}),
             cwd=REPO,
             sink=self.console.sink("watchdog"),
@@ -252,7 +252,7 @@ class LocalStack:
             [
                 sys.executable,
                 "-m",
-                "lambdas.local.moto_server",
+                "local_stack.moto_server",
                 "-H",
                 LOOPBACK,
                 "-p",

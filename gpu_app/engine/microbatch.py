@@ -31,7 +31,7 @@ class _Request:
     future: Future[list[ImageFaces]] = field(default_factory=Future)
 
 
-class BatchingEngine:
+class MicroBatchingEngine:
     """A FaceEngine whose `analyze` is served by a single worker thread with cross-call batching."""
 
     def __init__(self, engine: FaceEngine) -> None:

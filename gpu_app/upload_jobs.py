@@ -103,7 +103,7 @@ def write_spool(spool: Path, files: list[tuple[str, bytes]], collection: str) ->
     return Job(id=job_id, collection=collection, files=spooled)
 
 
-class JobManager:
+class UploadJobQueue:
     def __init__(
         self,
         service: FaceService,

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lambdas.local.local_aws import FAKE_CREDENTIALS, REGION
-from lambdas.local.resources import Resources
+from local_stack.local_aws import FAKE_CREDENTIALS, REGION
+from local_stack.resources import Resources
 
 
 def _json(value: Any) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Final
 
-from lambdas.local.local_aws import RUN_MARKER
+from local_stack.local_aws import RUN_MARKER
 
 LineSink = Callable[[str], None]
 _PROC: Final = Path("/proc")

@@ -1,4 +1,4 @@
-"""`python -m lambdas.local.watchdog <stack pid> <run id>`: ends the run's processes if the stack dies.
+"""`python -m local_stack.watchdog <stack pid> <run id>`: ends the run's processes if the stack dies.
 
 The stack stops its children in order when it is asked to (Ctrl-C, SIGTERM). Killed with SIGKILL (or
 crashed) it cannot, and moto, the app and the containers would keep running and holding their ports,
@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Final
 
-from lambdas.local.processes import marked_processes
+from local_stack.processes import marked_processes
 
 POLL_SECONDS: Final = 0.2
 SWEEPS: Final = 5  # processes starting while the first sweep runs are caught by the next ones

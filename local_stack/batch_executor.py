@@ -45,12 +45,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
-from lambdas.local.cloudwatch import CloudWatchStream
-from lambdas.local.events import batch_state_change
-from lambdas.local.local_aws import REPO, LocalAws, child_environment
-from lambdas.local.moto_server import BATCH_STATUS_PATH
-from lambdas.local.processes import Console, Loop, ManagedProcess
-from lambdas.local.resources import role_credentials
+from local_stack.cloudwatch import CloudWatchStream
+from local_stack.events import batch_state_change
+from local_stack.local_aws import REPO, LocalAws, child_environment
+from local_stack.moto_server import BATCH_STATUS_PATH
+from local_stack.processes import Console, Loop, ManagedProcess
+from local_stack.resources import role_credentials
 
 POLL_SECONDS: Final = 1.0
 STOP_GRACE_SECONDS: Final = 10.0

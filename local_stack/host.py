@@ -36,10 +36,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
-from lambdas.local.cloudwatch import CloudWatchStream
-from lambdas.local.local_aws import LOOPBACK, REPO, LocalAws
-from lambdas.local.processes import Console, ManagedProcess
-from lambdas.local.worker import error_payload
+from local_stack.cloudwatch import CloudWatchStream
+from local_stack.local_aws import LOOPBACK, REPO, LocalAws
+from local_stack.processes import Console, ManagedProcess
+from local_stack.worker import error_payload
 
 MAX_CONTAINERS: Final = 4
 # Lambda waits 1 then 2 minutes between asynchronous attempts; locally seconds keep a try short.
@@ -148,7 +148,7 @@ class Container:
         try:
             self.process = ManagedProcess(
                 label,
-                [sys.executable, "-m", "lambdas.local.worker", spec.handler, str(write_fd)],
+                [sys.executable, "-m", "local_stack.worker", spec.handler, str(write_fd)],
                 env=spec.runtime_environment,
                 cwd=REPO,
                 sink=self._log,

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from lambdas.common.app_client import probe_health
-from lambdas.local.cloudwatch import CloudWatchStream
-from lambdas.local.local_aws import LOOPBACK, REPO, LocalAws
-from lambdas.local.processes import Console, Loop, ManagedProcess
+from local_stack.cloudwatch import CloudWatchStream
+from local_stack.local_aws import LOOPBACK, REPO, LocalAws
+from local_stack.processes import Console, Loop, ManagedProcess
 
 POLL_SECONDS: Final = 1.0
 STOP_GRACE_SECONDS: Final = 20.0

@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 import boto3
 from botocore.config import Config
 
-REPO: Final = Path(__file__).resolve().parents[2]
+REPO: Final = Path(__file__).resolve().parents[1]
 LOOPBACK: Final = "127.0.0.1"
 REGION: Final = "us-east-1"
 ACCOUNT_ID: Final = "123456789012"  # moto's default account

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lambdas.local.events import scheduled_event
-from lambdas.local.host import LambdaHost
-from lambdas.local.processes import LineSink, Loop
+from local_stack.events import scheduled_event
+from local_stack.host import LambdaHost
+from local_stack.processes import LineSink, Loop
 
 
 class Schedule(Loop):
