@@ -25,7 +25,7 @@ PYTEST_ARGS ?=
 LAMBDA_ARCH ?= x86_64
 BENCH_ARGS ?=
 
-.PHONY: help venv run serve test lint format checkov-venv clean lock package bench bench-quick
+.PHONY: help venv run serve test lint typecheck format checkov-venv clean lock package bench bench-quick
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,15 +59,18 @@ lint: venv ## ruff (lint + format check)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+typecheck: venv ## mypy over all first-party code and tests (config: pyproject.toml [tool.mypy])
+	$(VENV)/bin/mypy
+
 format: venv ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: venv checkov-venv lint ## The whole test suite (lint, unit, integration, end-to-end)
+test: venv checkov-venv lint ## The whole test suite (lint, type check, unit, integration, end-to-end)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean: ## Remove virtual environments, build output and local state
-	rm -rf $(VENV) $(CHECKOV_VENV) build data .local-stack .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build data .local-stack .pytest_cache .ruff_cache .mypy_cache
 
 package: venv ## Build build/lambda/<function>.zip for Lambda python3.12 (LAMBDA_ARCH=x86_64|arm64)
 	$(PY) scripts/package_lambdas.py --arch $(LAMBDA_ARCH) --out build/lambda
