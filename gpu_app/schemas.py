@@ -232,21 +232,27 @@ class BatchInvalid(RootModel[ValidationProblem | BatchResponse | Problem]):
     """Parameters invalid, or every file failed with mixed statuses."""
 
 
+# FastAPI's `responses=` type: status code to OpenAPI response fields.
+Responses = dict[int | str, dict[str, Any]]
+
+
 def _error(description: str, model: type[BaseModel]) -> dict[str, Any]:
     return {"description": description, "model": model}
 
 
-UNAUTHORIZED = {401: _error("Missing or wrong X-API-Key header", Problem)}
-NOT_READY = {503: _error("Not ready (model loading) or storage/index unavailable; retry later", Problem)}
-NOT_FOUND = {404: _error("No such resource", Problem)}
-INVALID = {422: _error("Parameters do not match the schema", InvalidRequest)}
-TOO_LARGE = {413: _error("Body above the route's size limit", Problem)}
-UNSUPPORTED = {415: _error("Not an image format this service decodes", Problem)}
-MALFORMED = {400: _error("The body cannot be parsed (malformed multipart or JSON)", Problem)}
-CONFLICT = {409: _error("Contradicts the stored people (e.g. a merge into itself)", Problem)}
+UNAUTHORIZED: Responses = {401: _error("Missing or wrong X-API-Key header", Problem)}
+NOT_READY: Responses = {
+    503: _error("Not ready (model loading) or storage/index unavailable; retry later", Problem)
+}
+NOT_FOUND: Responses = {404: _error("No such resource", Problem)}
+INVALID: Responses = {422: _error("Parameters do not match the schema", InvalidRequest)}
+TOO_LARGE: Responses = {413: _error("Body above the route's size limit", Problem)}
+UNSUPPORTED: Responses = {415: _error("Not an image format this service decodes", Problem)}
+MALFORMED: Responses = {400: _error("The body cannot be parsed (malformed multipart or JSON)", Problem)}
+CONFLICT: Responses = {409: _error("Contradicts the stored people (e.g. a merge into itself)", Problem)}
 # Routes that answer one result per file: when every file failed, the status is theirs and the
 # body still lists each file (BatchResponse); request-level errors carry a Problem.
-BATCH_ERRORS: dict[int | str, dict[str, Any]] = {
+BATCH_ERRORS: Responses = {
     400: _error("Malformed body, or every file failed with 400 (e.g. an invalid key)", BatchFailure),
     404: _error("Every file failed with 404 (no such object)", BatchFailure),
     413: _error("Body above the limit, or every file above MAX_UPLOAD_BYTES", BatchFailure),

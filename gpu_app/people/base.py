@@ -7,6 +7,7 @@ face never rewrites its vector. Implementations: `embedded.SqlitePeopleStore`,
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -72,7 +73,7 @@ class PeopleStore(Protocol):
     ) -> tuple[list[Person], int]:
         """People by face count (most first), then creation; and how many there are in all."""
 
-    def faces(self, person_id: str, offset: int, limit: int) -> tuple[list[str], int]:
+    def faces(self, person_id: str, offset: int, limit: int) -> tuple[builtins.list[str], int]:
         """Face ids of the person (best detection first) and their total."""
 
     def update(self, person_id: str, *, name: str | None, set_name: bool, hidden: bool | None) -> Person: ...

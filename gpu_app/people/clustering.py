@@ -85,12 +85,14 @@ def knn(vectors: np.ndarray, k: int, batch: int = 4096) -> tuple[np.ndarray, np.
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dim = vectors.shape
+    index: faiss.Index
     if n > EXACT_KNN_LIMIT:
         lists = int(4 * np.sqrt(n))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
         sample = np.random.default_rng(0).choice(n, size=min(n, lists * 40), replace=False)
-        index.train(vectors[np.sort(sample)])
-        index.nprobe = _IVF_PROBES
+        ivf.train(vectors[np.sort(sample)])
+        ivf.nprobe = _IVF_PROBES
+        index = ivf
     else:
         index = faiss.IndexFlatIP(dim)
     index.add(vectors)
@@ -119,8 +121,8 @@ def cluster_vectors(
     for face in range(len(vectors)):
         row = ids[face]
         earlier = (row < face) & (row >= 0)
-        neighbours = list(zip(row[earlier].tolist(), sims[face][earlier].tolist(), strict=True))
-        decision = decide(face, neighbours, person_of, policy)
+        earlier_neighbours = list(zip(row[earlier].tolist(), sims[face][earlier].tolist(), strict=True))
+        decision = decide(face, earlier_neighbours, person_of, policy)
         if decision.waits:
             continue
         person = decision.person

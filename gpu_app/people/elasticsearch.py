@@ -13,6 +13,7 @@ IndexUnavailableError). A collection may hold up to MAX_PEOPLE people for sortin
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -130,7 +131,7 @@ class ElasticsearchPeopleStore:
         page = [self._person(d, counts.get(d["person_id"], 0)) for d in ordered[offset : offset + limit]]
         return page, int(response["hits"]["total"]["value"])
 
-    def faces(self, person_id: str, offset: int, limit: int) -> tuple[list[str], int]:
+    def faces(self, person_id: str, offset: int, limit: int) -> tuple[builtins.list[str], int]:
         self.open()
         response = self._call(
             "list person faces",
@@ -223,7 +224,7 @@ class ElasticsearchPeopleStore:
             except NotFoundError:
                 return None
 
-        return self._call("read person", read)  # type: ignore[no-any-return]
+        return self._call("read person", read)
 
     def _face_counts(self, person_ids: Sequence[str]) -> dict[str, int]:
         if not person_ids:
@@ -254,7 +255,9 @@ class ElasticsearchPeopleStore:
             created_at=doc["created_at"],
         )
 
-    def _bulk(self, index: str, actions: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]) -> list[Any]:
+    def _bulk(
+        self, index: str, actions: Sequence[tuple[dict[str, Any], dict[str, Any] | None]]
+    ) -> builtins.list[Any]:
         from gpu_app.index import IndexWriteError
 
         items: list[Any] = []

@@ -6,6 +6,7 @@ touched by naming or merging people; face ids are deterministic, so a `reindex` 
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -111,7 +112,7 @@ class SqlitePeopleStore:
             ).fetchall()
         return [_person(row) for row in rows], int(total)
 
-    def faces(self, person_id: str, offset: int, limit: int) -> tuple[list[str], int]:
+    def faces(self, person_id: str, offset: int, limit: int) -> tuple[builtins.list[str], int]:
         with self._lock:
             db = self._conn()
             total = db.execute(

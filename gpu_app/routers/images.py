@@ -24,6 +24,7 @@ from gpu_app.schemas import (
     JobAccepted,
     Problem,
     ProcessRequest,
+    Responses,
 )
 from gpu_app.service import FaceService, ImageOutcome
 from gpu_app.upload_jobs import QueueFullError
@@ -31,7 +32,16 @@ from gpu_app.upload_jobs import QueueFullError
 router = APIRouter(
     tags=["images"], dependencies=[Depends(require_api_key)], responses=UNAUTHORIZED | NOT_READY | INVALID
 )
-BUSY = {429: {"model": Problem, "description": "Async job queue full; retry after Retry-After seconds"}}
+BUSY: Responses = {
+    429: {"model": Problem, "description": "Async job queue full; retry after Retry-After seconds"}
+}
+# A batch of files: every file done (200), or some failed (207); an upload may be queued (202).
+BATCH_DONE: Responses = {200: {"model": BatchResponse}, 207: {"model": BatchResponse}}
+UPLOADED: Responses = {
+    200: {"model": BatchResponse},
+    202: {"model": JobAccepted},
+    207: {"model": BatchResponse},
+}
 
 
 def batch_response(service: FaceService, outcomes: list[ImageOutcome]) -> AsciiJSONResponse:
@@ -70,9 +80,7 @@ async def read_uploads(files: list[UploadFile], limit: int) -> list[tuple[str, b
 @router.post(
     "/upload-images/",
     summary="Store, detect, embed and index one or many images (multipart field `files`)",
-    responses={200: {"model": BatchResponse}, 202: {"model": JobAccepted}, 207: {"model": BatchResponse}}
-    | BATCH_ERRORS
-    | BUSY,
+    responses=UPLOADED | BATCH_ERRORS | BUSY,
 )
 async def upload_images(
     request: Request,
@@ -109,7 +117,7 @@ async def upload_images(
 @router.post(
     "/process",
     summary="Detect, embed and index images already in storage (what the instance controller forwards)",
-    responses={200: {"model": BatchResponse}, 207: {"model": BatchResponse}} | BATCH_ERRORS,
+    responses=BATCH_DONE | BATCH_ERRORS,
 )
 async def process(body: ProcessRequest, service: ServiceDep, runtime: RuntimeDep) -> AsciiJSONResponse:
     check_file_count(len(body.files), runtime.settings.max_files_per_request)

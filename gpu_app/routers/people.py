@@ -26,7 +26,16 @@ from gpu_app.people.models import (
 )
 from gpu_app.people.sources import collection_records
 from gpu_app.people.thumbnails import face_thumbnail
-from gpu_app.schemas import CONFLICT, INVALID, MALFORMED, NOT_FOUND, NOT_READY, UNAUTHORIZED, Collection
+from gpu_app.schemas import (
+    CONFLICT,
+    INVALID,
+    MALFORMED,
+    NOT_FOUND,
+    NOT_READY,
+    UNAUTHORIZED,
+    Collection,
+    Responses,
+)
 from gpu_app.service import FaceService
 
 router = APIRouter(
@@ -34,6 +43,7 @@ router = APIRouter(
     dependencies=[Depends(require_api_key)],
     responses=MALFORMED | UNAUTHORIZED | NOT_READY | INVALID,
 )
+THUMBNAIL: Responses = {200: {"content": {"image/jpeg": {}}, "description": "JPEG crop of the face"}}
 
 PersonPath = Annotated[PersonId, Path(description="Person id (32 hex digits)")]
 
@@ -181,7 +191,7 @@ async def recluster(
 @router.get(
     "/faces/{face_id}/thumbnail",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "JPEG crop of the face"}} | NOT_FOUND,
+    responses=THUMBNAIL | NOT_FOUND,
     summary="A face's thumbnail",
 )
 async def get_thumbnail(service: ServiceDep, face_id: str) -> Response:
