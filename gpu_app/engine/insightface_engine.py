@@ -27,6 +27,7 @@ from gpu_app.engine.base import (
     each_alone,
     first_failure,
 )
+from gpu_app.engine.scrfd import LetterboxDetector
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class InsightFaceEngine:
         if "recognition" not in analysis.models:
             raise EngineError(f"model pack {model_pack!r} has no recognition model")
         self._detector: Any = analysis.det_model
+        self._letterbox = LetterboxDetector(self._detector)
         self._recognizer: Any = analysis.models["recognition"]
         self._batch_size = rec_batch_size
         self._lock = threading.Lock()
@@ -147,7 +149,7 @@ class InsightFaceEngine:
         """Boxes (N, 5: x1 y1 x2 y2 score) and landmarks (N, 5, 2) of one BGR image."""
         self.check_shape(image)
         with self._lock:
-            boxes, landmarks = self._detector.detect(image)
+            boxes, landmarks = self._letterbox.detect(image)
         if landmarks is None:
             raise EngineError("the detector of this pack returns no landmarks; alignment needs them")
         return boxes, landmarks

@@ -142,3 +142,42 @@ def test_batching_engine_passes_an_image_error_to_its_caller(engine: InsightFace
         assert len(batching.analyze([np.full((64, 64, 3), 127, np.uint8)])[0]) == 0  # still serving
     finally:
         batching.close()
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["as is", "enlarged", "reduced", "portrait", "wide strip", "no face"],
+)
+def test_letterbox_detection_is_insightface_detection(
+    engine: InsightFaceEngine, t1: np.ndarray, shape: str
+) -> None:
+    """The engine's own letterbox and decoding give insightface's boxes, scores and landmarks exactly,
+    whichever side of the det_size square the image fills."""
+    image = {
+        "as is": t1,
+        "enlarged": cv2.resize(t1, None, fx=1.5, fy=1.5),
+        "reduced": cv2.resize(t1, None, fx=0.4, fy=0.4),
+        "portrait": np.ascontiguousarray(t1.transpose(1, 0, 2)),
+        "wide strip": np.hstack([t1] * 3),
+        "no face": np.full((300, 900, 3), 90, np.uint8),
+    }[shape]
+    want_boxes, want_points = engine._detector.detect(image)
+    for _ in range(2):  # the reused blob keeps nothing of the previous image
+        boxes, points = engine.detect(image)
+        np.testing.assert_array_equal(boxes, want_boxes)
+        np.testing.assert_array_equal(points, want_points)
+        engine.detect(np.ascontiguousarray(t1[:200]))
+
+
+def test_detection_does_not_build_its_blob_with_blob_from_image(
+    engine: InsightFaceEngine, t1: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cv2.dnn.blobFromImage over a padded det_size copy took 7-8 ms of a ~16 ms detection on two
+    cores (issue 18): the engine writes the letterbox into its blob itself."""
+
+    def refused(*args: object, **kwargs: object) -> np.ndarray:
+        raise AssertionError("blobFromImage called")
+
+    monkeypatch.setattr(cv2.dnn, "blobFromImage", refused)
+    boxes, _ = engine.detect(t1)
+    assert len(boxes) == 6
