@@ -296,39 +296,64 @@ def route_object(item: S3Object, delivery_id: str, config: DispatcherConfig) -> 
     return {"status": "dispatched", "key": item.key, **routed}
 
 
+def _release(claims: ObjectClaims, exception: Exception) -> None:
+    try:
+        claims.release_unsettled(exception)
+    except Exception:
+        # The claims expire with this invocation's remaining time (the idempotency in-progress
+        # expiry), after which the redelivery can claim the objects again.
+        logger.exception("could not release the claims of a failed delivery")
+
+
 def process_notifications(
     notifications: Sequence[S3Notification], context: LambdaContext
-) -> list[dict[str, Any]]:
-    """Route every object of these deliveries, images of all of them together (one start_and_process)."""
+) -> tuple[list[dict[str, Any]], set[int]]:
+    """Route every object of these deliveries, the images of all of them together (one
+    start_and_process, or one embedding job when many). Returns the results and the positions of the
+    deliveries that failed transiently. A failed delivery's objects not yet routed are released for
+    its redelivery; what was routed is settled, so the redelivery skips it as a duplicate. One
+    delivery's failure holds back no other delivery."""
     config = dispatcher_config()
     results: list[dict[str, Any]] = []
-    claims = ObjectClaims(context)
-    try:
-        images: list[S3Object] = []
-        for notification in notifications:
-            if notification.test_event:
-                logger.info("s3:TestEvent acknowledged", extra={"delivery": notification.delivery_id})
-                results.append({"status": "acknowledged", "event": "s3:TestEvent"})
-                continue
+    failed: set[int] = set()
+    claims = {position: ObjectClaims(context) for position in range(len(notifications))}
+    images: list[tuple[int, S3Object]] = []
+    for position, notification in enumerate(notifications):
+        if notification.test_event:
+            logger.info("s3:TestEvent acknowledged", extra={"delivery": notification.delivery_id})
+            results.append({"status": "acknowledged", "event": "s3:TestEvent"})
+            continue
+        held: list[S3Object] = []
+        try:
             for item in notification.objects:
-                if not claims.claim(item):
+                if not claims[position].claim(item):
                     results.append({"status": "duplicate", "key": item.key})
                 elif item.suffix in IMAGE_EXTENSIONS and refusal(item, config) is None:
-                    images.append(item)
+                    held.append(item)
                 else:
                     result = route_object(item, notification.delivery_id, config)
-                    claims.settle([item], result)
+                    claims[position].settle([item], result)
                     results.append(result)
-        if images:
-            result = {"status": "dispatched", **route_images(images, config)}
-            claims.settle(images, result)
+        except Exception as exc:
+            logger.exception(
+                "transient failure routing an S3 event", extra={"delivery": notification.delivery_id}
+            )
+            _release(claims[position], exc)  # its images too: the redelivery routes them
+            failed.add(position)
+            continue
+        images.extend((position, item) for item in held)
+    if images:
+        try:
+            result = {"status": "dispatched", **route_images([item for _, item in images], config)}
+            for position, item in images:
+                claims[position].settle([item], result)
             results.append(result)
-        for result in results:
-            if result.get("status") == "dispatched":
-                logger.info("S3 objects routed", extra={"result": result})
-    except Exception as exc:
-        # Nothing half-done stays claimed: the retried delivery routes those objects again, while
-        # the ones already routed (settled) are skipped as duplicates.
-        claims.release_unsettled(exc)
-        raise
-    return results
+        except Exception as exc:
+            logger.exception("transient failure routing uploaded images")
+            for position in {position for position, _ in images}:
+                _release(claims[position], exc)
+                failed.add(position)
+    for result in results:
+        if result.get("status") == "dispatched":
+            logger.info("S3 objects routed", extra={"result": result})
+    return results, failed

@@ -3,6 +3,7 @@ once; S3 event notifications among them are routed by object (lambdas/dispatcher
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -137,22 +138,34 @@ def process_message(raw: str, message_id: str) -> dict[str, Any]:
         )
 
 
-def _sqs_message(body: str, message_id: str) -> tuple[str, str]:
-    """An SQS body: an SNS envelope (unless raw delivery) holding the message, or the message itself."""
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One message as it reached the function: its text, the id that identifies it (SNS's MessageId,
+    an SQS message's or a direct invocation's request id) and, from SQS, the record's messageId that
+    a partial batch response names (`batchItemFailures[].itemIdentifier`)."""
+
+    raw: str
+    message_id: str
+    sqs_message_id: str | None = None
+
+
+def _sqs_delivery(record: Mapping[str, Any]) -> Delivery:
+    """An SQS record: its body an SNS envelope (unless raw delivery) holding the message, or the
+    message itself (an S3 event the bucket sent to the queue)."""
+    body, sqs_message_id = str(record.get("body", "")), str(record.get("messageId", ""))
     try:
         envelope = json.loads(body)
     except (ValueError, RecursionError):
-        return body, message_id
-    if not isinstance(envelope, dict) or envelope.get("Type") != "Notification":
-        return body, message_id
-    if isinstance(envelope.get("Message"), str):
-        return envelope["Message"], str(envelope.get("MessageId") or message_id)
-    return body, message_id
+        return Delivery(body, sqs_message_id, sqs_message_id)
+    notification = isinstance(envelope, dict) and envelope.get("Type") == "Notification"
+    if notification and isinstance(envelope.get("Message"), str):
+        return Delivery(envelope["Message"], str(envelope.get("MessageId") or sqs_message_id), sqs_message_id)
+    return Delivery(body, sqs_message_id, sqs_message_id)
 
 
-def deliveries(event: Any, context: LambdaContext) -> list[tuple[str, str]]:
-    """(raw message, message id) pairs: one per SNS (or SQS) record, or the direct invocation's event
-    itself (an S3 event S3 sends straight to the function is one such).
+def deliveries(event: Any, context: LambdaContext) -> list[Delivery]:
+    """One delivery per SNS (or SQS) record, or the direct invocation's event itself (an S3 event S3
+    sends straight to the function is one such).
 
     Lambda keeps the request id across its retries of an asynchronous invocation, so it identifies a
     direct invocation as SNS's MessageId identifies a delivery.
@@ -163,11 +176,11 @@ def deliveries(event: Any, context: LambdaContext) -> list[tuple[str, str]]:
             # Imported here: the data classes package costs ~8 ms of every cold start (issue 18).
             from aws_lambda_powertools.utilities.data_classes import SNSEvent
 
-            return [(record.sns.message, record.sns.message_id) for record in SNSEvent(event).records]
+            return [Delivery(record.sns.message, record.sns.message_id) for record in SNSEvent(event).records]
         if all(r.get("eventSource") == "aws:sqs" for r in records):
-            return [_sqs_message(str(r.get("body", "")), str(r.get("messageId", ""))) for r in records]
+            return [_sqs_delivery(record) for record in records]
     # An event too deep to serialise is cut (the parse then refuses it for its depth, with a reason).
-    return [(json.dumps(cut_to_depth(event)), context.aws_request_id)]
+    return [Delivery(json.dumps(cut_to_depth(event)), context.aws_request_id)]
 
 
 def s3_notification(raw: str, message_id: str) -> S3Notification | None:
@@ -180,29 +193,41 @@ def s3_notification(raw: str, message_id: str) -> S3Notification | None:
 
 
 def handle_event(event: Any, context: LambdaContext) -> dict[str, Any]:
+    """Every delivery of the event. From an SQS event source mapping the answer is a partial batch
+    response: `batchItemFailures` lists exactly the records that failed transiently, which the queue
+    redelivers after their visibility timeout (the others are deleted). From SNS or a direct
+    invocation a transient failure raises, and Lambda retries the whole event (what is done is
+    skipped by idempotency)."""
     IDEMPOTENCY.register_lambda_context(context)
+    received = deliveries(event, context)
     results: list[dict[str, Any]] = []
-    failed: list[str] = []
-    notifications: list[S3Notification] = []
-    # Records are independent: one's transient failure must not stop the others, and the retry that
-    # follows skips those already done thanks to idempotency.
-    for raw, message_id in deliveries(event, context):
-        logger.set_correlation_id(message_id)
-        notification = s3_notification(raw, message_id)
+    failed: list[Delivery] = []
+    s3_deliveries: list[tuple[Delivery, S3Notification]] = []
+    # Records are independent: one's transient failure must not stop the others.
+    for delivery in received:
+        logger.set_correlation_id(delivery.message_id)
+        notification = s3_notification(delivery.raw, delivery.message_id)
         if notification is not None:
-            notifications.append(notification)  # routed together below: one delivery, one group of images
+            # Routed together below: the images of every record of this event are one group.
+            s3_deliveries.append((delivery, notification))
             continue
         try:
-            results.append(process_message(raw, message_id))
+            results.append(process_message(delivery.raw, delivery.message_id))
         except Exception:
-            logger.exception("transient failure, the event will be retried", extra={"message_id": message_id})
-            failed.append(message_id)
-    if notifications:
-        try:
-            results.extend(process_notifications(notifications, context))
-        except Exception:
-            logger.exception("transient failure routing S3 events, the event will be retried")
-            failed.extend(notification.delivery_id for notification in notifications)
+            logger.exception(
+                "transient failure, the record will be retried", extra={"message_id": delivery.message_id}
+            )
+            failed.append(delivery)
+    if s3_deliveries:
+        routed, failed_positions = process_notifications([n for _, n in s3_deliveries], context)
+        results.extend(routed)
+        failed.extend(s3_deliveries[position][0] for position in sorted(failed_positions))
+    if all(delivery.sqs_message_id is not None for delivery in received):
+        return {
+            "batchItemFailures": [{"itemIdentifier": delivery.sqs_message_id} for delivery in failed],
+            "results": results,
+        }
     if failed:
-        raise RetryableDispatchError(f"{len(failed)} record(s) failed transiently: {', '.join(failed)}")
+        ids = ", ".join(delivery.message_id for delivery in failed)
+        raise RetryableDispatchError(f"{len(failed)} record(s) failed transiently: {ids}")
     return {"results": results}

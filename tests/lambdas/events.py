@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -141,3 +142,24 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_millis
+
+
+def sqs_record(body: str | dict[str, Any], queue_arn: str, message_id: str | None = None) -> dict[str, Any]:
+    """One record of an SQS→Lambda event (an event source mapping's batch), as AWS shapes it."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": f"AQEB{uuid.uuid4().hex}",
+        "body": text,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1764460800000",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1764460800002",
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(text.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }

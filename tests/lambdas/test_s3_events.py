@@ -18,7 +18,7 @@ from lambdas.dispatcher.s3_events import EVENT_MANIFEST_PREFIX
 from lambdas.dispatcher.service import RetryableDispatchError
 from tests.lambdas.conftest import Configure
 from tests.lambdas.dispatching import environment_of, submitted_jobs
-from tests.lambdas.events import LambdaContext, sns_event, sns_record
+from tests.lambdas.events import LambdaContext, sns_event, sns_record, sqs_record
 from tests.lambdas.resources import Stack, receive_all
 
 TEST_EVENT = {
@@ -284,3 +284,51 @@ def test_transient_failure_releases_the_objects_for_the_retry(
     run(via_sns(stack, *records, message_id="m-1"), context)  # Lambda's retry of the same delivery
     assert [invocation["payload"]["files"] for invocation in invocations] == [["incoming/retry.jpg"]]
     assert [environment_of(job)["VIDEO_KEY"] for job in submitted_jobs(stack)] == ["incoming/retry.mp4"]
+
+
+EVENT_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:face-embed-dev-s3-events"
+
+
+def test_sqs_batch_reports_only_the_record_that_failed_transiently(
+    stack: Stack,
+    uploads: Uploads,
+    invocations: list[dict[str, Any]],
+    configure: Configure,
+    context: Callable[..., LambdaContext],
+) -> None:
+    """The event source mapping's batch (raw S3 events the bucket sent to the queue): the images of
+    all records are one start_and_process; a record that failed transiently is the only one in
+    batchItemFailures (the queue redelivers it, deletes the rest); a rejected object is dead-lettered
+    once with its reason and is not a failure."""
+    image_records = [uploads.put("incoming/a.jpg"), uploads.put("incoming/b.jpg")]
+    video = uploads.put("incoming/long.mp4", b"\x00\x00\x00\x18ftyp")
+    notes = uploads.put("incoming/notes.txt")
+    long_video = {"VIDEO_INSTANCE_MAX_BYTES": "1", "INPUT_READ_PREFIXES": "incoming/"}
+    configure("dispatcher", GPU_JOB_QUEUE="no-such-queue", **long_video)  # Batch refuses the video job
+    watch_invocations(invocations)
+    batch = [
+        sqs_record(s3_event(image_records[0]), EVENT_QUEUE_ARN, "sqs-a"),
+        sqs_record(s3_event(video), EVENT_QUEUE_ARN, "sqs-video"),
+        sqs_record(s3_event(notes), EVENT_QUEUE_ARN, "sqs-notes"),
+        sqs_record(s3_event(image_records[1]), EVENT_QUEUE_ARN, "sqs-b"),
+    ]
+    result = run({"Records": batch}, context)
+    assert result["batchItemFailures"] == [{"itemIdentifier": "sqs-video"}]
+    files = [invocation["payload"]["files"] for invocation in invocations]
+    assert files == [["incoming/a.jpg", "incoming/b.jpg"]]
+    (letter,) = dead_letters(stack)
+    assert (letter["error_type"], letter["message_id"]) == ("UnsupportedObjectType", "sqs-notes")
+    # Batch is back: the redelivered record (same messageId) submits the video job, nothing else.
+    configure("dispatcher", **long_video)
+    watch_invocations(invocations)
+    invocations.clear()
+    result = run({"Records": [sqs_record(s3_event(video), EVENT_QUEUE_ARN, "sqs-video")]}, context)
+    assert result["batchItemFailures"] == []
+    assert [environment_of(job)["VIDEO_KEY"] for job in submitted_jobs(stack)] == ["incoming/long.mp4"]
+    # A duplicate delivery of the whole batch (SQS is at-least-once) processes nothing again.
+    again = [{**record, "messageId": f"again-{record['messageId']}"} for record in batch]
+    result = run({"Records": again}, context)
+    assert result["batchItemFailures"] == []
+    assert invocations == []
+    assert len(submitted_jobs(stack)) == 1
+    assert dead_letters(stack) == []
