@@ -379,7 +379,7 @@ class BatchExecutor(Loop):
             }
         if subject is not None and subject.started_at is not None:
             container |= {"logStreamName": subject.log_stream, "taskArn": subject.task_arn}
-            attempt_container = {
+            attempt_container: dict[str, Any] = {
                 "taskArn": subject.task_arn,
                 "logStreamName": subject.log_stream,
                 "networkInterfaces": [],

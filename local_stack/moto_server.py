@@ -78,8 +78,9 @@ def patch_monitoring() -> None:
             {"InstanceMonitorings": [{"InstanceId": i.id, "Monitoring": {"State": state}} for i in instances]}
         )
 
-    Monitoring.monitor_instances = lambda self: change(self, "enabled")  # type: ignore[method-assign]
-    Monitoring.unmonitor_instances = lambda self: change(self, "disabled")  # type: ignore[method-assign]
+    # moto annotates its handlers `-> str`, yet its dispatcher takes an ActionResult too (as here).
+    Monitoring.monitor_instances = lambda self: change(self, "enabled")  # type: ignore[method-assign,assignment,return-value]
+    Monitoring.unmonitor_instances = lambda self: change(self, "disabled")  # type: ignore[method-assign,assignment,return-value]
 
 
 def patch_lambda_dead_letter_config() -> None:
@@ -100,10 +101,10 @@ def patch_lambda_dead_letter_config() -> None:
             config["DeadLetterConfig"] = self.dead_letter_config
         return config
 
-    def update(self: Any, updates: dict[str, Any]) -> dict[str, Any]:
-        if "DeadLetterConfig" in updates:
-            self.dead_letter_config = updates["DeadLetterConfig"] or None
-        return original_update(self, updates)  # type: ignore[no-any-return]
+    def update(self: Any, config_updates: dict[str, Any]) -> dict[str, Any]:
+        if "DeadLetterConfig" in config_updates:
+            self.dead_letter_config = config_updates["DeadLetterConfig"] or None
+        return original_update(self, config_updates)
 
     LambdaFunction.__init__ = init  # type: ignore[method-assign]
     LambdaFunction.get_configuration = configuration  # type: ignore[method-assign]
@@ -124,8 +125,12 @@ def patch_bucket_policy_conditions() -> None:
         return str(expected[0] if isinstance(expected, list) else expected)
 
     operations = policy_conditions.CONDITION_OPERATIONS
-    operations["Bool"] = lambda expected, actual: first(expected).lower() == str(actual).lower()
-    operations["NumericLessThan"] = lambda expected, actual: float(actual) < float(first(expected))
+    operations["Bool"] = lambda expected_value, actual_value: (
+        first(expected_value).lower() == str(actual_value).lower()
+    )
+    operations["NumericLessThan"] = lambda expected_value, actual_value: (
+        float(actual_value) < float(first(expected_value))
+    )
 
     original_statement = IAMPolicyStatement.is_action_permitted
 
@@ -224,7 +229,8 @@ def patch_sns_lambda_delivery(lambda_url: str) -> None:
         threading.Thread(target=_deliver, args=(lambda_url, self.endpoint, event), daemon=True).start()
         return None
 
-    Subscription.publish = publish  # type: ignore[method-assign]
+    # moto passes the optional arguments by keyword; the replacement takes them as **kwargs.
+    Subscription.publish = publish  # type: ignore[method-assign,assignment]
 
 
 def _deliver(lambda_url: str, function_arn: str, event: dict[str, Any]) -> None:
@@ -243,9 +249,10 @@ def _deliver(lambda_url: str, function_arn: str, event: dict[str, Any]) -> None:
 
 
 def _set_batch_job_status(job_id: str, body: dict[str, Any]) -> Response:
-    from moto.batch.models import batch_backends
+    from moto.batch.models import BatchBackend, batch_backends
 
     for _account, _region, backend in batch_backends.iter_backends():
+        assert isinstance(backend, BatchBackend)  # moto's BackendDict is typed by its base class
         job = backend.get_job_by_id(job_id)
         if job is not None:
             job.status = str(body["status"])
@@ -294,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     run_simple(
         args.host,
         args.port,
-        with_local_routes(app),  # type: ignore[arg-type]
+        with_local_routes(app),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

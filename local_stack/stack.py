@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -384,7 +385,7 @@ class LocalStack:
             # Something daemonised itself out of its process tree; it is still ours to stop.
             self.log(f"stopping {len(leftovers)} leftover process(es): {leftovers}")
             for pid in leftovers:
-                self._quietly(f"killing {pid}", lambda pid=pid: os.kill(pid, signal.SIGKILL))
+                self._quietly(f"killing {pid}", functools.partial(os.kill, pid, signal.SIGKILL))
         self.state.unlock()
         self.log("stopped")
 
