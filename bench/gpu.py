@@ -125,7 +125,7 @@ def measure(opts: Options) -> SectionResult:
     root, pack = model_pack()
     pipeline = Pipeline.start()
     try:
-        settings = pipeline.service.settings
+        settings = pipeline.runtime.settings
         floor = Floor.load(root, pack, settings.det_size, providers=[CUDA, "CPUExecutionProvider"])
         rec = face_blob(floor, images, settings.rec_batch_size)
         pipeline.run(warm_up_images(6))

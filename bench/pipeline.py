@@ -300,7 +300,7 @@ def run(opts: Options) -> list[SectionResult]:
     pipeline = Pipeline.start()
     ref: RefPipeline | None = None
     try:
-        settings = pipeline.service.settings
+        settings = pipeline.runtime.settings
         floor = Floor.load(root, pack, settings.det_size)
         rec_batch = settings.rec_batch_size
         ref = RefPipeline(opts.ref_dir, opts.quick) if opts.ref_dir else None

@@ -10,23 +10,9 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
+from contract.media import IMAGE_SUFFIXES
 from gpu_app.config import Settings
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-
-
-def _service(settings: Settings) -> Any:
-    from gpu_app.engine import load_engine
-    from gpu_app.index import build_index
-    from gpu_app.service import FaceService
-    from gpu_app.storage import build_storage
-
-    engine = load_engine(settings)
-    index = build_index(settings)
-    index.open(engine.info.embedding_dim, engine.info.model_pack)
-    return FaceService(settings, engine, build_storage(settings), index)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -46,6 +32,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
+    from gpu_app.assembly import build_service
+
     folder: Path = args.folder
     if not folder.is_dir():
         print(f"error: {folder} is not a folder", file=sys.stderr)
@@ -54,7 +42,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     if not paths:
         print(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}", file=sys.stderr)
         return 2
-    service = _service(settings)
+    service = build_service(settings)
     errors: dict[str, str] = {}
     faces = 0
     try:
@@ -78,9 +66,10 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from gpu_app.assembly import build_service
     from gpu_app.imaging import ImageDecodeError
 
-    service = _service(settings)
+    service = build_service(settings)
     try:
         queries = service.search_image(
             args.image.read_bytes(), k=args.k, threshold=args.threshold, mode=args.faces

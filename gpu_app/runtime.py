@@ -10,15 +10,16 @@ import logging
 import threading
 from typing import Literal, NamedTuple
 
+from gpu_app.assembly import build_service, gpu_problem
 from gpu_app.config import Settings
 from gpu_app.engine import FaceEngine, load_engine
 from gpu_app.engine.microbatch import MicroBatchingEngine
-from gpu_app.index import VectorIndex, build_index
+from gpu_app.index import VectorIndex
 from gpu_app.metrics import Metrics
 from gpu_app.secret_store import TERRAFORM_PLACEHOLDER_PREFIX as TERRAFORM_PLACEHOLDER_PREFIX  # re-exported
 from gpu_app.secret_store import RotatingApiKey
 from gpu_app.service import FaceService
-from gpu_app.storage import ImageStorage, build_storage
+from gpu_app.storage import ImageStorage
 from gpu_app.upload_jobs import UploadJobQueue
 
 log = logging.getLogger(__name__)
@@ -88,10 +89,9 @@ class Runtime:
             # One inference worker per model for the whole server: concurrent requests share batches.
             engine = MicroBatchingEngine(self._engine or load_engine(self.settings))
             self._batching = engine
-            storage = self._storage or build_storage(self.settings)
-            index = self._index or build_index(self.settings)
-            index.open(engine.info.embedding_dim, engine.info.model_pack)
-            self.service = FaceService(self.settings, engine, storage, index, self.metrics)
+            self.service = build_service(
+                self.settings, engine=engine, storage=self._storage, index=self._index, metrics=self.metrics
+            )
             self.jobs = UploadJobQueue(
                 self.service,
                 workers=self.settings.job_workers,
@@ -138,14 +138,8 @@ class Runtime:
             if not detailed and self.state == "failed":
                 return ["startup failed; details at /health?verbose=true with the API key"]
             return [self.error or f"state is {self.state}"]
-        reasons = []
-        if self.settings.require_gpu and not self.service.engine.info.cuda:
-            applied = self.service.engine.info.applied_providers
-            reasons.append(
-                f"REQUIRE_GPU=true but the models run on {applied} "
-                "(check the CUDA/cuDNN pairing of onnxruntime-gpu)"
-            )
-        return reasons
+        problem = gpu_problem(self.settings, self.service.engine.info)
+        return [problem] if problem else []
 
     def stop(self) -> None:
         self._stopping.set()

@@ -6,6 +6,7 @@ point stores, indexes and fails the same way.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -21,7 +22,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gpu_app.config import Settings
 from gpu_app.engine import DetectedFace, FaceEngine
 from gpu_app.engine.base import ImageFaces, ImageRejectedError
 from gpu_app.engine.microbatch import MicroBatchingEngine
@@ -37,6 +37,7 @@ from gpu_app.index import (
 )
 from gpu_app.memory import MemoryBudget, cap_malloc_arenas, map_large_buffers_alone
 from gpu_app.metrics import Metrics
+from gpu_app.people.directory import PeopleDirectory
 from gpu_app.people.thumbnails import store_thumbnails, thumbnail_key
 from gpu_app.sidecar import Sidecar, SidecarFace
 from gpu_app.storage import (
@@ -169,37 +170,54 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceOptions:
+    """The settings the pipeline reads; gpu_app/assembly.py makes them from `Settings`."""
+
+    upload_prefix: str  # S3_UPLOAD_PATH: images, sidecars and thumbnails go under it
+    max_upload_bytes: int
+    max_image_pixels: int
+    min_image_side: int
+    det_size: int
+    working_image_pixels: int
+    decode_budget_bytes: int
+    match_threshold: float  # the pack's effective MATCH_THRESHOLD
+    face_thumbnails: bool
+    # Where images waiting for an index retry are remembered across restarts; None: in memory only
+    # (a Batch job retries its own failures, and its container's disk dies with it).
+    pending_index_file: Path | None
+
+
 class FaceService:
     def __init__(
         self,
-        settings: Settings,
         engine: FaceEngine,
         storage: ImageStorage,
         index: VectorIndex,
+        people: PeopleDirectory,
+        options: ServiceOptions,
         metrics: Metrics | None = None,
     ) -> None:
-        self.settings = settings
+        self.options = options
         # One inference worker batching across callers (the app passes its own; the CLI and Batch
         # jobs get one here): images are submitted one by one as they decode.
         self.engine = engine if isinstance(engine, MicroBatchingEngine) else MicroBatchingEngine(engine)
         self._own_engine = self.engine is not engine
         # Decoded pixels held at once, by every request and job of this process together; and freed
         # pixels go back to the OS rather than to allocator heaps.
-        self.decode_budget = MemoryBudget(settings.decode_budget_bytes)
+        self.decode_budget = MemoryBudget(options.decode_budget_bytes)
         map_large_buffers_alone()
         cap_malloc_arenas()
         self.storage = storage
         self.index = index
+        self.people = people
         self.metrics = metrics or Metrics()
         self.engine.on_round = self.metrics.inference.observe  # detection + recognition per round
         self.activity = Activity()
-        self.prefix = settings.s3_upload_path
+        self.prefix = options.upload_prefix
         self._decoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
-        self._pending = PendingIndex(settings.job_spool_dir / "index-pending.json")
+        self._pending = PendingIndex(options.pending_index_file)
         self.metrics.index_pending.set(len(self._pending))
-        from gpu_app.people.directory import build_people
-
-        self.people = build_people(settings, index, self.model_pack)
 
     @property
     def model_pack(self) -> str:
@@ -214,13 +232,13 @@ class FaceService:
     def decode(self, data: bytes) -> DecodedImage:
         """Decode with this deployment's limits (MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE, DET_SIZE), reduced
         to WORKING_IMAGE_PIXELS, waiting for room in DECODE_BUDGET_BYTES."""
-        settings = self.settings
+        options = self.options
         return decode_image(
             data,
-            max_pixels=settings.max_image_pixels,
-            min_side=settings.min_image_side,
-            det_size=settings.det_size,
-            working_pixels=settings.working_image_pixels,
+            max_pixels=options.max_image_pixels,
+            min_side=options.min_image_side,
+            det_size=options.det_size,
+            working_pixels=options.working_image_pixels,
             budget=self.decode_budget,
         )
 
@@ -281,9 +299,9 @@ class FaceService:
             except StorageError as exc:
                 return w.fail(503, f"storage unavailable, retry later: {exc}", transient=True)
         assert w.data is not None
-        if len(w.data) > self.settings.max_upload_bytes:
+        if len(w.data) > self.options.max_upload_bytes:
             return w.fail(
-                413, f"file is {len(w.data)} bytes, above MAX_UPLOAD_BYTES={self.settings.max_upload_bytes}"
+                413, f"file is {len(w.data)} bytes, above MAX_UPLOAD_BYTES={self.options.max_upload_bytes}"
             )
         try:
             w.decoded = self.decode(w.data)
@@ -344,7 +362,7 @@ class FaceService:
                 sidecar.height,
             )
             self.metrics.faces.inc(len(faces))
-            if self.settings.face_thumbnails and sidecar.faces:
+            if self.options.face_thumbnails and sidecar.faces:
                 # On the decode threads, beside this thread's storage and index writes.
                 boxes = [f.bbox for f in sidecar.faces]
                 thumbnails.append(self._decoder.submit(store_thumbnails, self, w.data, image_id, boxes))
@@ -467,7 +485,7 @@ class FaceService:
     def _search(
         self, vector: np.ndarray, k: int, threshold: float | None, filters: SearchFilters | None
     ) -> list[SearchHit]:
-        limit = self.settings.effective_match_threshold if threshold is None else threshold
+        limit = self.options.match_threshold if threshold is None else threshold
         scoped = SearchFilters(
             collection=filters.collection if filters else None,
             image_id=filters.image_id if filters else None,
@@ -525,13 +543,13 @@ class FaceService:
 class PendingIndex:
     """Images whose vectors wait for an index retry, persisted so a restart does not forget them."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         self._path = path
         self._lock = threading.Lock()
-        try:
-            self._items: dict[str, str] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self._items = {}
+        self._items: dict[str, str] = {}
+        if path is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._items = json.loads(path.read_text())
 
     def __len__(self) -> int:
         return len(self._items)
@@ -551,6 +569,8 @@ class PendingIndex:
                 self._save()
 
     def _save(self) -> None:
+        if self._path is None:
+            return
         self._path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self._items))

@@ -17,12 +17,10 @@ import json
 import logging
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -111,10 +109,8 @@ def job_settings(config: EmbedConfig) -> Settings:
             f"S3_BUCKET_NAME={explicit} differs from ML_INPUT_BUCKET={config.input_bucket}: the job reads "
             "images and writes their sidecars in one bucket; unset S3_BUCKET_NAME or make them equal"
         )
-    # The service's pending-index list would die with the container; this job retries instead.
-    spool = Path(tempfile.mkdtemp(prefix="embed-spool-"))
     try:
-        return Settings(storage_backend="s3", s3_bucket_name=config.input_bucket, job_spool_dir=spool)
+        return Settings(storage_backend="s3", s3_bucket_name=config.input_bucket)
     except ValidationError as exc:
         raise ConfigError(f"invalid app settings in the environment: {exc}") from None
 
@@ -541,8 +537,9 @@ def input_items(config: EmbedConfig, settings: Settings, storage: ImageStorage) 
 
 def run_embed(config: EmbedConfig) -> int:
     """Run one shard; returns the process exit code (module docstring and README.md)."""
+    from gpu_app.assembly import build_service, gpu_problem
     from gpu_app.engine import load_engine
-    from gpu_app.index import IndexMismatchError, build_index
+    from gpu_app.index import IndexMismatchError
     from gpu_app.storage import build_storage
     from gpu_app.storage.s3 import S3Storage
 
@@ -580,17 +577,15 @@ def run_embed(config: EmbedConfig) -> int:
         info.requested_providers,
         info.applied_providers,
     )
-    if settings.require_gpu and not info.cuda:
-        raise ConfigError(
-            f"REQUIRE_GPU=true but the models run on {info.applied_providers}: check the CUDA/cuDNN "
-            "pairing of onnxruntime-gpu, or set REQUIRE_GPU=false to accept CPU"
-        )
-    index = build_index(settings)
+    problem = gpu_problem(settings, info)
+    if problem:
+        raise ConfigError(problem)
     try:
-        index.open(info.embedding_dim, info.model_pack)
+        # The service's pending-index list would die with the container: this job retries instead.
+        service = build_service(settings, engine=engine, storage=storage, remember_pending=False)
     except IndexMismatchError as exc:
         raise ConfigError(str(exc)) from None
-    service = FaceService(settings, engine, storage, index)
+    index = service.index
     stop = threading.Event()
     previous = _on_sigterm(stop)
     job = ShardJob(config, service, outputs, mine, stop, started=started, model_load_seconds=load_seconds)

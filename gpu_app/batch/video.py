@@ -51,8 +51,9 @@ def run_video(config: VideoJobConfig, settings: Settings | None = None) -> int:
     """Download, process (resuming from checkpoints) and report one video; returns the exit code."""
     import boto3
 
+    from gpu_app.assembly import gpu_problem, open_index
     from gpu_app.engine import load_engine
-    from gpu_app.index import IndexMismatchError, build_index
+    from gpu_app.index import IndexMismatchError
     from gpu_app.storage.s3 import S3Storage
     from gpu_app.video.frames import VideoRejectedError
     from gpu_app.video.pipeline import VideoSettings, process_video
@@ -62,9 +63,11 @@ def run_video(config: VideoJobConfig, settings: Settings | None = None) -> int:
     prefix = config.output_prefix if config.output_prefix.endswith("/") else config.output_prefix + "/"
     outputs = S3Storage(config.output_bucket, region=settings.aws_region, retries=settings.storage_retries)
     engine = load_engine(settings)
-    index = build_index(settings)
+    problem = gpu_problem(settings, engine.info)
+    if problem:
+        raise ConfigError(problem)
     try:
-        index.open(engine.info.embedding_dim, engine.info.model_pack)
+        index = open_index(settings, engine.info)
     except IndexMismatchError as exc:
         raise ConfigError(str(exc)) from None
     options = VideoSettings(

@@ -29,9 +29,9 @@ def _with_service(
     """Open the service, run, print the result as JSON; a bad id or request is exit status 2."""
 
     def command(args: argparse.Namespace, settings: Settings) -> int:
-        from gpu_app.cli import _service
+        from gpu_app.assembly import build_service
 
-        service = _service(settings)
+        service = build_service(settings)
         try:
             result = run(service, args)
         except PersonNotFoundError as exc:

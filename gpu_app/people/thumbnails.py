@@ -85,13 +85,13 @@ def _decode_for(service: FaceService, data: bytes, boxes: Sequence[BBox]) -> Dec
     in the DCT decodes several times faster, and a tile never needs more than THUMBNAIL_SIDE pixels."""
     smallest = min(min(x2 - x1, y2 - y1) for x1, y1, x2, y2 in boxes)
     factor = int(max(1.0, min(8.0, smallest * (1 + 2 * _MARGIN) / THUMBNAIL_SIDE)))
-    settings = service.settings
+    options = service.options
     with Image.open(io.BytesIO(data)) as header:
         pixels = header.size[0] * header.size[1]
     return decode_image(
         data,
-        max_pixels=settings.max_image_pixels,
-        working_pixels=min(settings.working_image_pixels, math.ceil(pixels / factor**2)),
+        max_pixels=options.max_image_pixels,
+        working_pixels=min(options.working_image_pixels, math.ceil(pixels / factor**2)),
         budget=service.decode_budget,
     )
 

@@ -91,7 +91,7 @@ async def verify(
         float | None, Form(ge=-1, le=1, description="Similarity for `same_person` (default per model pack)")
     ] = None,
 ) -> VerifyOut:
-    limit = service.settings.effective_match_threshold if threshold is None else threshold
+    limit = service.options.match_threshold if threshold is None else threshold
     sides: list[_Side] = []
     for label, upload, face_id, choice in (
         ("a", file_a, face_id_a, face_a),
@@ -106,8 +106,8 @@ async def verify(
             sides.append(await run_in_threadpool(_stored_side, service, label, face_id))
             continue
         assert upload is not None
-        data = await upload.read(service.settings.max_upload_bytes + 1)
-        if len(data) > service.settings.max_upload_bytes:
+        data = await upload.read(service.options.max_upload_bytes + 1)
+        if len(data) > service.options.max_upload_bytes:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"image {label} above MAX_UPLOAD_BYTES")
         sides.append(await run_in_threadpool(_image_side, service, label, data, choice))
     a, b = sides
