@@ -25,6 +25,7 @@ import pstats
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -159,6 +160,8 @@ def ref_worker(quick: bool) -> int:
             answer: dict[str, Any] = {}
             if command == "warmup":
                 pipeline.run(warm_up_images(int(args[0])))
+            elif command == "breakdown":
+                answer = breakdown_pass(pipeline, breakdown_images())
             elif command == "run":
                 start, end = int(args[0]), int(args[1])
                 seconds, (faces, errors) = timed(lambda: pipeline.run(images[start:end]))  # noqa: B023
@@ -200,19 +203,52 @@ def floor_run(floor: Floor, det_blobs: Sequence[np.ndarray], faces: int, rec: np
 
 
 # --- stage breakdown and profile (context for where the time goes) --------------------------------------
+# Stages of the breakdown, in order; each is wall time inside the call, summed over every thread
+# (decode workers and the inference worker run at once, so stages overlap and may sum above the total).
+ENGINE = "engine.analyze (inference worker): detect + align + recognise"
+DETECT = "  detect: letterbox + detector session.run + decoding boxes, NMS"
+DETECT_RUN = "    of which: detector session.run"
+ALIGN = "  align (similarity transform + warpAffine)"
+RECOGNISE = "  recognise: blob + recognizer session.run"
+RECOGNISE_RUN = "    of which: recognizer session.run"
+STAGES = (
+    "decode (decode workers)",
+    ENGINE,
+    DETECT,
+    DETECT_RUN,
+    ALIGN,
+    RECOGNISE,
+    RECOGNISE_RUN,
+    "face thumbnails (tiles + JPEG strip + put)",
+    "sidecar JSON (Sidecar.to_json)",
+    "storage.put (image, sidecar, thumbnails)",
+    "index.add",
+    "people placement (cluster_people)",
+)
+
+
 @contextmanager
 def stage_timers(service: Any) -> Iterator[dict[str, float]]:
-    """Seconds spent inside the service's stages during a real pass (wrappers on the live objects).
+    """Seconds spent inside the service's stages during a real pass (wrappers on the live objects),
+    on whichever thread runs them.
 
     Only what exists is wrapped: after a refactor a renamed stage drops out of the table instead
     of breaking the run. Nested stages are counted in their parent too.
     """
+    import onnxruntime
+
+    from gpu_app import service as service_module
     from gpu_app import sidecar
 
     spent: dict[str, float] = {}
+    lock = threading.Lock()
     undo: list[Callable[[], None]] = []
 
-    def wrap(owner: Any, name: str, label: str) -> None:
+    def add(label: str, seconds: float) -> None:
+        with lock:
+            spent[label] = spent.get(label, 0.0) + seconds
+
+    def wrap(owner: Any, name: str, label: str | Callable[..., str]) -> None:
         original = getattr(owner, name, None)
         if original is None:
             return
@@ -222,7 +258,7 @@ def stage_timers(service: Any) -> Iterator[dict[str, float]]:
             try:
                 return original(*args, **kwargs)
             finally:
-                spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
+                add(label(*args) if callable(label) else label, time.perf_counter() - started)
 
         own = name in getattr(owner, "__dict__", {})  # else an instance attribute now shadows it
 
@@ -236,15 +272,26 @@ def stage_timers(service: Any) -> Iterator[dict[str, float]]:
             setattr(owner, name, timed_call)
         except (AttributeError, TypeError):
             return
-        spent.setdefault(label, 0.0)
         undo.append(restore)
 
-    # The model's work, in the inference worker (images reach it one by one as they decode).
-    wrap(service.engine.inner, "analyze_each", "engine.analyze: detect + align + recognise")
-    wrap(service, "_store_and_index", "store image + sidecar + index")
-    wrap(sidecar.Sidecar, "to_json", "  of which: sidecar JSON (Sidecar.to_json)")
-    wrap(service.storage, "put", "  of which: storage.put (image + sidecar)")
-    wrap(service.index, "add", "  of which: index.add")
+    def session_label(session: Any, outputs: Any, feed: dict[str, Any], *rest: Any) -> str:
+        # Recognition takes aligned 112-ish crops, detection the det_size letterbox.
+        side = next(iter(feed.values())).shape[-1]
+        return RECOGNISE_RUN if side <= 128 else DETECT_RUN
+
+    inner = service.engine.inner
+    wrap(service, "decode", STAGES[0])
+    wrap(inner, "analyze_each", ENGINE)
+    wrap(inner, "detect", DETECT)
+    wrap(inner, "align", ALIGN)
+    wrap(inner, "embed_crops", RECOGNISE)
+    wrap(onnxruntime.InferenceSession, "run", session_label)
+    for name in ("thumbnail_strip", "store_thumbnails"):  # as the service calls them
+        wrap(service_module, name, STAGES[7])
+    wrap(sidecar.Sidecar, "to_json", STAGES[8])
+    wrap(service.storage, "put", STAGES[9])
+    wrap(service.index, "add", STAGES[10])
+    wrap(service, "cluster_people", STAGES[11])
     try:
         yield spent
     finally:
@@ -252,21 +299,55 @@ def stage_timers(service: Any) -> Iterator[dict[str, float]]:
             restore()
 
 
-def stage_breakdown(pipeline: Pipeline, floor: Floor, images: Sequence[BenchImage], rec: np.ndarray) -> Table:
-    """One pass with the stages timed inside it, then the floor on the same images (context)."""
+TOTAL = "pipeline: process_uploads (wall, total)"
+
+
+def breakdown_pass(pipeline: Pipeline, images: Sequence[BenchImage]) -> dict[str, Any]:
+    """One pass with the stages timed inside it: seconds per stage, the total and the faces."""
     with stage_timers(pipeline.service) as spent:
         total, (faces, _) = timed(lambda: pipeline.run(images))
-    inside = spent.get("engine.analyze: detect + align + recognise", 0.0) + spent.get(
-        "store image + sidecar + index", 0.0
-    )
-    rows = [("pipeline: process_uploads (total)", total), *spent.items()]
-    rows.append(("the rest: decode, waiting, glue (by difference)", total - inside))
+    stages = {TOTAL: total, **{name: spent[name] for name in STAGES if name in spent}}
+    return {"stages": stages, "faces": faces}
+
+
+def breakdown_images() -> list[BenchImage]:
+    """One cycle of kinds, tagged: new images for a service that has seen the set."""
+    return [image.tagged("breakdown") for image in dataset.load(True)[: len(dataset.PATTERN)]]
+
+
+def stage_breakdown(
+    pipeline: Pipeline, floor: Floor, rec: np.ndarray, ref: RefPipeline | None, ref_label: str
+) -> Table:
+    """The stages of one pass now (and at the ref commit, same images), then the floor (context)."""
+    images = breakdown_images()
+    now = breakdown_pass(pipeline, images)
+    before = ref.ask("breakdown") if ref else None
     blobs = [floor.det_blob(decode_bgr(i.data)) for i in images]
-    rows.append(("model floor, same images (separate pass)", floor_run(floor, blobs, faces, rec)))
+    floor_seconds = floor_run(floor, blobs, now["faces"], rec)
+    names = [TOTAL, *STAGES]
+    n = len(images)
+
+    def cells(result: dict[str, Any] | None, name: str) -> list[str]:
+        if result is None:
+            return []
+        stages = result["stages"]
+        if name not in stages:
+            return ["", ""]
+        return [ms(stages[name] / n), f"{100 * stages[name] / stages[TOTAL]:.0f}%"]
+
+    measured = set(now["stages"]) | set(before["stages"] if before else ())
+    rows = [[name, *cells(now, name), *cells(before, name)] for name in names if name in measured]
+    floor_share = f"{100 * floor_seconds / now['stages'][TOTAL]:.0f}%"
+    rows.append(["model floor, same images (separate pass)", ms(floor_seconds / n), floor_share])
+    rows[-1] += ["", ""] if before else []
+    columns = ["stage", "ms / image", "share of wall"]
+    if before:
+        columns += [f"ms / image @{ref_label}", f"share @{ref_label}"]
     return Table(
-        f"Stage breakdown, one pass over {len(images)} images / {faces} faces (single run: context only)",
-        ["stage", "ms total", "ms / image", "share of pipeline"],
-        [[name, ms(s), ms(s / len(images)), f"{100 * s / total:.0f}%"] for name, s in rows],
+        f"Stage breakdown, one pass over {n} images / {now['faces']} faces, thread time summed over "
+        "threads (single run: context only)",
+        columns,
+        rows,
     )
 
 
@@ -357,9 +438,10 @@ def run(opts: Options) -> list[SectionResult]:
 
         times = interleave(arms, len(slices), before_round=select)
         # Context only (one cycle of kinds, single run): full mode, or when profiling.
-        cycle = [image.tagged("breakdown") for image in images[: len(dataset.PATTERN)]]
-        breakdown = stage_breakdown(pipeline, floor, cycle, rec) if not opts.quick or opts.profile else None
-        profile_path = profile(pipeline, cycle) if opts.profile else None
+        wanted = not opts.quick or opts.profile
+        breakdown = stage_breakdown(pipeline, floor, rec, ref, opts.ref_label) if wanted else None
+        fresh = [image.tagged("profile") for image in breakdown_images()]
+        profile_path = profile(pipeline, fresh) if opts.profile else None
     finally:
         if ref:
             ref.close()

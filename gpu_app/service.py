@@ -10,11 +10,12 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gpu_app.engine import DetectedFace, FaceEngine
-from gpu_app.engine.base import ImageFaces, ImageRejectedError
+from gpu_app.engine.base import ImageRejectedError
 from gpu_app.engine.microbatch import MicroBatchingEngine
 from gpu_app.imaging import DecodedImage, ImageDecodeError, decode_image
 from gpu_app.index import (
@@ -38,7 +39,7 @@ from gpu_app.index import (
 from gpu_app.memory import MemoryBudget, cap_malloc_arenas, map_large_buffers_alone
 from gpu_app.metrics import Metrics
 from gpu_app.people.directory import PeopleDirectory
-from gpu_app.people.thumbnails import store_thumbnails, thumbnail_key
+from gpu_app.people.thumbnails import store_thumbnails, strip_of, thumbnail_key
 from gpu_app.sidecar import Sidecar, SidecarFace
 from gpu_app.storage import (
     SIDECAR_SUFFIX,
@@ -161,6 +162,27 @@ def inference_failure(exc: Exception) -> tuple[int, str]:
     return 500, f"face model failed on this image: {type(exc).__name__}: {exc}"
 
 
+def thumbnail_strip(decoded: DecodedImage, faces: Sequence[DetectedFace]) -> bytes | None:
+    """The JPEG strip of the faces' thumbnails, cut from the pixels inference ran on; None when
+    there is no face or the encoding failed (the strip is then made on request)."""
+    if not faces:
+        return None
+    try:
+        return strip_of(decoded, [face.bbox for face in faces])
+    except ValueError as exc:
+        log.warning("face thumbnails not made (made on request instead): %s", exc)
+        return None
+
+
+def ingest_workers(cuda: bool, cores: int | None = None) -> int:
+    """Images in flight at once, each decoded, inferred and stored by one worker. On CPU half the
+    cores, at least 2 (one image decodes or is stored while another is in the model, which runs on
+    every core: more would only compete with it and hold more pixels); on CUDA the device works
+    apart from the cores, so twice the cores, at least 8, to fill its rounds."""
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(8, 2 * cores) if cuda else max(2, cores // 2)
+
+
 def face_id_of(image_id: str, index: int) -> str:
     """Deterministic, so re-processing an image (a retried job) upserts instead of duplicating."""
     return f"{image_id}-{index:03d}"
@@ -215,7 +237,8 @@ class FaceService:
         self.engine.on_round = self.metrics.inference.observe  # detection + recognition per round
         self.activity = Activity()
         self.prefix = options.upload_prefix
-        self._decoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
+        workers = ingest_workers(self.engine.info.cuda)
+        self._decoder = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest")
         self._pending = PendingIndex(options.pending_index_file)
         self.metrics.index_pending.set(len(self._pending))
 
@@ -256,37 +279,39 @@ class FaceService:
     def _run(self, work: list[_Work], collection: str) -> list[ImageOutcome]:
         self.activity.begin()
         try:
-            # Each image goes to inference as soon as it is decoded, so its pixels (and their share
-            # of the decode budget) are freed while the rest of the request decodes: a request of
-            # many huge images never holds them all at once.
-            submitted = list(self._decoder.map(self._load_decode_and_submit, work))
-            ready: list[_Work] = []
-            detected: list[list[DetectedFace]] = []
-            for w, future in zip(work, submitted, strict=True):
-                if future is None or w.decoded is None:
-                    continue
-                result = future.result()[0]
-                if isinstance(result, Exception):  # this image alone failed in the model
-                    w.fail(*inference_failure(result))
-                    continue
-                ready.append(w)
-                detected.append([face.scaled(*w.decoded.scale) for face in result])
-            if ready:
-                self._store_and_index(ready, detected, collection)
+            created_at = now_iso()
+            # Each image goes through decode, inference, thumbnails and storage on one worker:
+            # the pixels of at most `ingest_workers` images are alive at once in the process, and
+            # one image's decode and writes overlap another's inference. Index and people are then
+            # written once for the whole request.
+            stored = [
+                item
+                for item in self._decoder.map(lambda w: self._ingest(w, collection, created_at), work)
+                if item is not None
+            ]
+            if stored:
+                self._index_sidecars(stored)
             for w in work:
                 self.metrics.images.labels(status="ok" if w.outcome.ok else "error").inc()
             return [w.outcome for w in work]
         finally:
             self.activity.end()
 
-    def _load_decode_and_submit(self, w: _Work) -> Future[list[ImageFaces]] | None:
-        """Decode, hand the pixels to inference, keep only what storing needs (format, sizes)."""
+    def _ingest(self, w: _Work, collection: str, created_at: str) -> tuple[_Work, Sidecar, str] | None:
+        """Decode, infer, cut the thumbnails while the pixels are there, release them, store."""
         self._load_and_decode(w)
-        if w.decoded is None:
+        decoded = w.decoded
+        if decoded is None:
             return None
-        future = self.engine.submit([w.decoded.bgr])
-        w.decoded = w.decoded.without_pixels()
-        return future
+        w.decoded = decoded.without_pixels()
+        result = self.engine.submit([decoded.bgr]).result()[0]
+        if isinstance(result, Exception):  # this image alone failed in the model
+            w.fail(*inference_failure(result))
+            return None
+        faces = [face.scaled(*decoded.scale) for face in result]
+        strip = thumbnail_strip(decoded, faces) if self.options.face_thumbnails else None
+        del decoded  # the pixels (and their share of the decode budget) go now
+        return self._store(w, faces, strip, collection, created_at)
 
     def _load_and_decode(self, w: _Work) -> None:
         if w.source_key is not None:
@@ -309,67 +334,62 @@ class FaceService:
             w.fail(exc.status, exc.reason)
         return None
 
-    def _store_and_index(
-        self, ready: list[_Work], detected: list[list[DetectedFace]], collection: str
-    ) -> None:
-        created_at = now_iso()
-        thumbnails: list[Future[bool]] = []
-        stored: list[tuple[_Work, Sidecar, str]] = []
-        for w, faces in zip(ready, detected, strict=True):
-            assert w.data is not None and w.decoded is not None
-            image_id = image_id_of(w.data, collection)
-            fmt = w.decoded.format
-            name = sanitize_filename(w.source_key or w.name)
-            if w.source_key is None and not name.lower().endswith(EXTENSIONS.get(fmt, "\0")):
-                name += EXTENSIONS.get(fmt, "")
-            key = w.source_key or f"{image_folder(self.prefix, image_id)}{name}"
-            sidecar = Sidecar(
-                image_id=image_id,
-                storage_key=key,
-                original_name=w.name,
-                model_pack=self.model_pack,
-                embedding_dim=self.engine.info.embedding_dim,
-                width=w.decoded.width,
-                height=w.decoded.height,
-                format=fmt,
-                collection=collection,
-                created_at=created_at,
-                faces=tuple(
-                    SidecarFace(
-                        face_id=face_id_of(image_id, i),
-                        bbox=face.bbox,
-                        landmarks=face.landmarks,
-                        det_score=face.det_score,
-                        embedding=tuple(face.embedding.tolist()),  # exact: float32 -> double
-                    )
-                    for i, face in enumerate(faces)
-                ),
-            )
-            sidecar_at = sidecar_key(self.prefix, image_id, name)
-            try:
-                if w.source_key is None:
-                    self.storage.put(key, w.data, CONTENT_TYPES.get(fmt, "application/octet-stream"))
-                self.storage.put(
-                    sidecar_key(self.prefix, image_id, name), sidecar.to_json(), "application/json"
+    def _store(
+        self,
+        w: _Work,
+        faces: list[DetectedFace],
+        strip: bytes | None,
+        collection: str,
+        created_at: str,
+    ) -> tuple[_Work, Sidecar, str] | None:
+        """Write the image (an upload), its sidecar and its thumbnails; None if storage failed."""
+        assert w.data is not None and w.decoded is not None
+        image_id = image_id_of(w.data, collection)
+        fmt = w.decoded.format
+        name = sanitize_filename(w.source_key or w.name)
+        if w.source_key is None and not name.lower().endswith(EXTENSIONS.get(fmt, "\0")):
+            name += EXTENSIONS.get(fmt, "")
+        key = w.source_key or f"{image_folder(self.prefix, image_id)}{name}"
+        sidecar = Sidecar(
+            image_id=image_id,
+            storage_key=key,
+            original_name=w.name,
+            model_pack=self.model_pack,
+            embedding_dim=self.engine.info.embedding_dim,
+            width=w.decoded.width,
+            height=w.decoded.height,
+            format=fmt,
+            collection=collection,
+            created_at=created_at,
+            faces=tuple(
+                SidecarFace(
+                    face_id=face_id_of(image_id, i),
+                    bbox=face.bbox,
+                    landmarks=face.landmarks,
+                    det_score=face.det_score,
+                    embedding=tuple(face.embedding.tolist()),  # exact: float32 -> double
                 )
-            except StorageError as exc:
-                w.fail(503, f"storage unavailable, nothing was kept; retry later: {exc}", transient=True)
-                continue
-            w.outcome.image_id, w.outcome.storage_key = image_id, key
-            w.outcome.faces, w.outcome.width, w.outcome.height = (
-                list(sidecar.faces),
-                sidecar.width,
-                sidecar.height,
-            )
-            self.metrics.faces.inc(len(faces))
-            if self.options.face_thumbnails and sidecar.faces:
-                # On the decode threads, beside this thread's storage and index writes.
-                boxes = [f.bbox for f in sidecar.faces]
-                thumbnails.append(self._decoder.submit(store_thumbnails, self, w.data, image_id, boxes))
-            stored.append((w, sidecar, sidecar_at))
-        self._index_sidecars(stored)
-        for made in thumbnails:  # done when the request is: a face listed has its thumbnail
-            made.result()
+                for i, face in enumerate(faces)
+            ),
+        )
+        sidecar_at = sidecar_key(self.prefix, image_id, name)
+        try:
+            if w.source_key is None:
+                self.storage.put(key, w.data, CONTENT_TYPES.get(fmt, "application/octet-stream"))
+            self.storage.put(sidecar_at, sidecar.to_json(), "application/json")
+        except StorageError as exc:
+            w.fail(503, f"storage unavailable, nothing was kept; retry later: {exc}", transient=True)
+            return None
+        w.outcome.image_id, w.outcome.storage_key = image_id, key
+        w.outcome.faces, w.outcome.width, w.outcome.height = (
+            list(sidecar.faces),
+            sidecar.width,
+            sidecar.height,
+        )
+        self.metrics.faces.inc(len(faces))
+        if strip is not None:  # done when the request is: a face listed has its thumbnail
+            store_thumbnails(self, image_id, strip)
+        return w, sidecar, sidecar_at
 
     def _index_sidecars(self, stored: list[tuple[_Work, Sidecar, str]]) -> None:
         """Index every stored image; one whose vectors fail stays recoverable (pending + sidecar)."""

@@ -2,10 +2,10 @@
 
 One object per image, not per face: a group photo costs one more PUT, not one per face (on S3 each
 is a request). Face i of the image (face id `<image_id>-00i`) is the i-th tile from the left.
-Made at ingest (FACE_THUMBNAILS, on by default) from a second, budgeted decode of the image: the
-first decode's pixels are released as soon as inference has them, so a large upload never holds
-every image's pixels waiting for its thumbnails. An image without a stored strip (ingested before,
-or a failed write) gets one on the first request of one of its faces.
+Made at ingest (FACE_THUMBNAILS, on by default) from the pixels inference ran on, cut right after
+detection and before those pixels are released: no second decode. An image without a stored strip
+(ingested before, or a failed write) gets one, from a decode of the stored image, on the first
+request of one of its faces.
 """
 
 from __future__ import annotations
@@ -75,9 +75,13 @@ def encode_jpeg(pixels: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def _strip(service: FaceService, data: bytes, boxes: Sequence[BBox]) -> bytes:
-    decoded = _decode_for(service, data, boxes)
+def strip_of(decoded: DecodedImage, boxes: Sequence[BBox]) -> bytes:
+    """The JPEG strip of the faces at `boxes` (original pixels, face order) of a decoded image."""
     return encode_jpeg(np.hstack([crop_tile(decoded.bgr, box, decoded.scale) for box in boxes]))
+
+
+def _strip(service: FaceService, data: bytes, boxes: Sequence[BBox]) -> bytes:
+    return strip_of(_decode_for(service, data, boxes), boxes)
 
 
 def _decode_for(service: FaceService, data: bytes, boxes: Sequence[BBox]) -> DecodedImage:
@@ -96,16 +100,12 @@ def _decode_for(service: FaceService, data: bytes, boxes: Sequence[BBox]) -> Dec
     )
 
 
-def store_thumbnails(service: FaceService, data: bytes, image_id: str, boxes: Sequence[BBox]) -> bool:
-    """Store the strip of the image's faces (`boxes` in face order). Failures are logged, never
-    raised: a missing strip is made again on request."""
-    if not boxes:
-        return False
+def store_thumbnails(service: FaceService, image_id: str, strip: bytes) -> bool:
+    """Store the image's strip (see `strip_of`). Failures are logged, never raised: a missing strip
+    is made again on request."""
     try:
-        service.storage.put(
-            thumbnail_key(service.prefix, image_id), _strip(service, data, boxes), "image/jpeg"
-        )
-    except (StorageError, ValueError) as exc:
+        service.storage.put(thumbnail_key(service.prefix, image_id), strip, "image/jpeg")
+    except StorageError as exc:
         log.warning("thumbnails of image %s not stored (made on request instead): %s", image_id, exc)
         return False
     return True
