@@ -15,7 +15,7 @@ api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 
 def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return request.app.state.runtime
 
 
 def get_service(runtime: Annotated[Runtime, Depends(get_runtime)]) -> FaceService:

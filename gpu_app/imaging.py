@@ -214,7 +214,7 @@ def _high_depth_to_gray8(image: Image.Image, factor: int) -> np.ndarray:
     import cv2
 
     if image.mode.startswith("I;16"):
-        gray = np.asarray(image).astype(np.uint16, copy=False)  # native byte order for OpenCV
+        gray: np.ndarray = np.asarray(image).astype(np.uint16, copy=False)  # native byte order for OpenCV
         if factor > 1:
             size = (math.ceil(gray.shape[1] / factor), math.ceil(gray.shape[0] / factor))
             gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
@@ -226,8 +226,8 @@ def _high_depth_to_gray8(image: Image.Image, factor: int) -> np.ndarray:
     if factor > 1:
         image = image.reduce(factor)
     values = np.asarray(image, dtype=np.float32)
-    top = float(values.max())
-    scaled = np.round(values * (255.0 / top)) if top > 0 else values
+    brightest = float(values.max())
+    scaled = np.round(values * (255.0 / brightest)) if brightest > 0 else values
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 

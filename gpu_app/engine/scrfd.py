@@ -36,7 +36,7 @@ class LetterboxDetector:
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Boxes (N, 5: x1 y1 x2 y2 score) and landmarks (N, 5, 2), in the image's pixels."""
         if not self._fast:
-            return self._model.detect(image)  # type: ignore[no-any-return]
+            return self._model.detect(image)
         model = self._model
         det_scale = self._letterbox(image)
         session = model._session_for_input_size((self._input_width, self._input_height))
@@ -114,7 +114,7 @@ class LetterboxDetector:
         centers = self._centers.get(key)
         if centers is None:
             height, width, _ = key
-            grid = np.stack(np.mgrid[:height, :width][::-1], axis=-1).astype(np.float32)
+            grid = np.stack(list(np.mgrid[:height, :width][::-1]), axis=-1).astype(np.float32)
             centers = (grid * stride).reshape((-1, 2))
             anchors = self._model._num_anchors
             if anchors > 1:

@@ -95,8 +95,8 @@ def _face_json(face: DetectedFace, face_quality: float) -> dict[str, Any]:
 
 def _face_from_json(item: dict[str, Any]) -> tuple[DetectedFace, float]:
     face = DetectedFace(
-        bbox=tuple(item["bbox"]),  # type: ignore[arg-type]
-        landmarks=tuple(tuple(point) for point in item["landmarks"]),  # type: ignore[arg-type]
+        bbox=tuple(item["bbox"]),
+        landmarks=tuple(tuple(point) for point in item["landmarks"]),
         det_score=float(item["det_score"]),
         embedding=np.asarray(item["embedding"], dtype=np.float32),
     )
@@ -219,9 +219,9 @@ def process_video(
             progress({"segments_done": number + 1, "segments": segments, "frames_sampled": len(frames)})
     tracks = link(frames, settings.max_gap)
     if not tracks:
-        error = VideoRejectedError(f"no faces found in {len(frames)} sampled frames", "NoFaces")
-        write_result(outputs, output_prefix, failure_document(video_key, error))
-        raise error
+        no_faces = VideoRejectedError(f"no faces found in {len(frames)} sampled frames", "NoFaces")
+        write_result(outputs, output_prefix, failure_document(video_key, no_faces))
+        raise no_faces
     documents = []
     for track in tracks:
         best = track.best
