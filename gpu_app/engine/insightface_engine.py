@@ -130,6 +130,17 @@ class InsightFaceEngine:
             det_size,
             self.info.applied_providers,
         )
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One detection and one recognition batch of the largest size, on blank pixels, before
+        anyone is told the engine is ready: onnxruntime sizes its memory arena and picks its kernels
+        on the first calls, so that memory is part of the ready process (a request's peak is then
+        its own transients, issue 18 goal 3) and the first request does not pay for it."""
+        side = self.info.det_size[0]
+        self.detect(np.zeros((side, side, 3), dtype=np.uint8))
+        crop = np.zeros((*self._recognizer.input_size[::-1], 3), dtype=np.uint8)
+        self.embed_crops([crop] * self._batch_size)
 
     def check_shape(self, image: np.ndarray) -> None:
         """Refuse what SCRFD cannot letterbox: an image so elongated that its short side shrinks

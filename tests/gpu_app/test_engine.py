@@ -181,3 +181,21 @@ def test_detection_does_not_build_its_blob_with_blob_from_image(
     monkeypatch.setattr(cv2.dnn, "blobFromImage", refused)
     boxes, _ = engine.detect(t1)
     assert len(boxes) == 6
+
+
+def test_engine_runs_both_models_once_before_it_is_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warm-up at load (issue 18 goal 3): a detection at det_size and a recognition batch of the
+    largest size, so onnxruntime's arena belongs to the ready process, not to the first request."""
+    import onnxruntime
+
+    shapes: list[tuple[int, ...]] = []
+    run = onnxruntime.InferenceSession.run
+
+    def recorded(session: onnxruntime.InferenceSession, outputs: object, feed: dict, *rest: object) -> object:
+        shapes.append(tuple(next(iter(feed.values())).shape))
+        return run(session, outputs, feed, *rest)
+
+    monkeypatch.setattr(onnxruntime.InferenceSession, "run", recorded)
+    InsightFaceEngine(model_root=MODEL_ROOT, model_pack=MODEL_PACK, det_size=320, rec_batch_size=8)
+    assert (1, 3, 320, 320) in shapes
+    assert (8, 3, 112, 112) in shapes
