@@ -8,6 +8,7 @@ locals {
   names = {
     trigger_dlq       = "${local.name_prefix}-trigger-dlq"
     monitor_dlq       = "${local.name_prefix}-monitor-dlq"
+    s3_event_dlq      = "${local.name_prefix}-s3-events-dlq"
     idempotency_table = "${local.name_prefix}-idempotency"
     api_key_parameter = "/${var.project_name}/${var.environment}/api-key"
   }
@@ -39,7 +40,7 @@ module "kms" {
 
   name                    = local.name_prefix
   deletion_window_in_days = var.kms_deletion_window_in_days
-  # Services that deliver into this stack's encrypted topics and queues: S3 -> trigger topic,
+  # Services that deliver into this stack's encrypted topics and queues: S3 -> S3 event queue,
   # SNS -> trigger DLQ, EventBridge -> monitor DLQ, CloudWatch alarms -> notifications topic.
   service_principals = ["cloudwatch.amazonaws.com", "events.amazonaws.com", "s3.amazonaws.com", "sns.amazonaws.com"]
 
@@ -78,7 +79,7 @@ module "s3" {
   noncurrent_version_expiration_days = var.s3_noncurrent_version_expiration_days
   enable_access_logging              = var.s3_access_logging
   enable_event_notifications         = var.enable_s3_event_notifications
-  trigger_topic_arn                  = var.enable_s3_event_notifications ? module.sns.trigger_topic_arn : null
+  event_queue_arn                    = var.enable_s3_event_notifications ? module.event_queue[0].queue_arn : null
   event_notification_filter_prefix   = var.s3_event_filter_prefix
   event_notification_filter_suffix   = var.s3_event_filter_suffix
 
@@ -102,7 +103,6 @@ module "sns" {
   kms_key_arn                      = local.kms_key_arn
   dispatcher_function_arn          = module.lambda.dispatcher_function_arn
   trigger_dlq_arn                  = module.trigger_dlq.queue_arn
-  s3_publisher_bucket_arns         = var.enable_s3_event_notifications ? [module.s3.input_bucket_arn] : []
   trigger_publisher_principal_arns = var.trigger_publisher_principal_arns
   notification_emails              = var.notification_emails
 
@@ -296,6 +296,37 @@ module "lambda" {
   auto_shutdown_idle_time   = var.auto_shutdown_idle_time
   unreachable_grace_seconds = var.unreachable_grace_seconds
   idle_check_schedule       = var.idle_check_schedule
+
+  tags = local.tags
+}
+
+# Upload events the dispatcher failed on max_receive_count times (SQS redrive needs no sender policy).
+module "s3_event_dlq" {
+  source = "./modules/dlq"
+  count  = var.enable_s3_event_notifications ? 1 : 0
+
+  name          = local.names.s3_event_dlq
+  kms_key_arn   = local.kms_key_arn
+  alarm_actions = [module.sns.notifications_topic_arn]
+
+  tags = local.tags
+}
+
+# S3 upload events -> a queue -> the dispatcher, with a batching window: the uploads of a short
+# window become one invocation, and their images one start_and_process (modules/event_queue/README.md).
+module "event_queue" {
+  source = "./modules/event_queue"
+  count  = var.enable_s3_event_notifications ? 1 : 0
+
+  name_prefix              = local.name_prefix
+  kms_key_arn              = local.kms_key_arn
+  dead_letter_queue_arn    = module.s3_event_dlq[0].queue_arn
+  source_bucket_arn        = module.s3.input_bucket_arn
+  function_name            = module.lambda.dispatcher_function_arn
+  function_role_name       = module.lambda.dispatcher_role_name
+  function_timeout_seconds = module.lambda.dispatcher_timeout_seconds
+  batching_window_seconds  = var.s3_event_batching_window_seconds
+  batch_size               = var.s3_event_batch_size
 
   tags = local.tags
 }

@@ -38,6 +38,16 @@ output "trigger_dlq_url" {
   value       = module.trigger_dlq.queue_url
 }
 
+output "s3_event_queue_url" {
+  description = "Queue the input bucket's upload events wait in for the dispatcher's batching window (null unless enable_s3_event_notifications)."
+  value       = one(module.event_queue[*].queue_url)
+}
+
+output "s3_event_dlq_url" {
+  description = "Dead-letter queue of upload events the dispatcher failed on max_receive_count times (null unless enable_s3_event_notifications)."
+  value       = one(module.s3_event_dlq[*].queue_url)
+}
+
 output "monitor_dlq_url" {
   description = "Dead-letter queue of job-state and idle-check events that could not be handled."
   value       = module.monitor_dlq.queue_url

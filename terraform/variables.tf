@@ -233,7 +233,7 @@ variable "s3_access_logging" {
 
 variable "enable_s3_event_notifications" {
   type        = bool
-  description = "Send ObjectCreated events of the input bucket (under s3_event_filter_prefix) to the trigger topic."
+  description = "Send ObjectCreated events of the input bucket (under s3_event_filter_prefix) to the S3 event queue, which the dispatcher consumes with a batching window."
   default     = false
   nullable    = false
 }
@@ -914,4 +914,16 @@ variable "unreachable_grace_seconds" {
     condition     = var.unreachable_grace_seconds >= 0 && floor(var.unreachable_grace_seconds) == var.unreachable_grace_seconds
     error_message = "unreachable_grace_seconds must be a whole number of seconds, 0 or more."
   }
+}
+
+variable "s3_event_batching_window_seconds" {
+  type        = number
+  description = "With enable_s3_event_notifications: how long (0-300 s) the event queue's mapping gathers upload events before it invokes the dispatcher; the images uploaded in that window become one start_and_process. Null: the modules/event_queue default (10)."
+  default     = null
+}
+
+variable "s3_event_batch_size" {
+  type        = number
+  description = "With enable_s3_event_notifications: most upload events in one dispatcher invocation (1-10000; above 10 needs a batching window of at least 1 s). Null: the modules/event_queue default (1000)."
+  default     = null
 }

@@ -1,12 +1,18 @@
-# S3 events into the trigger topic: modules/s3 sends the input bucket's ObjectCreated events under
-# the prefix, and modules/sns lets that bucket (and only it) publish.
+# S3 upload events: modules/s3 sends the input bucket's ObjectCreated events under the prefix to the
+# S3 event queue (modules/event_queue), which only that bucket may send to and which the dispatcher
+# consumes through an event source mapping with a batching window and partial batch responses.
 
 mock_provider "aws" {
   source          = "./tests/mocks"
   override_during = plan
 }
 
-run "input_bucket_notifies_the_trigger_topic" {
+variables {
+  container_image  = "123456789012.dkr.ecr.us-east-1.amazonaws.com/face-embed:0.1.0"
+  lambda_build_dir = "tests/fixtures/lambda"
+}
+
+run "input_bucket_notifies_the_event_queue" {
   command = plan
 
   module {
@@ -16,19 +22,20 @@ run "input_bucket_notifies_the_trigger_topic" {
   variables {
     name_prefix                      = "face-embed-dev"
     enable_event_notifications       = true
-    trigger_topic_arn                = "arn:aws:sns:us-east-1:123456789012:face-embed-dev-trigger-events"
+    event_queue_arn                  = "arn:aws:sqs:us-east-1:123456789012:face-embed-dev-s3-events"
     event_notification_filter_prefix = "incoming/"
     event_notification_filter_suffix = ".json"
   }
 
   assert {
     condition = (
-      aws_s3_bucket_notification.input[0].topic[0].topic_arn == "arn:aws:sns:us-east-1:123456789012:face-embed-dev-trigger-events" &&
-      aws_s3_bucket_notification.input[0].topic[0].filter_prefix == "incoming/" &&
-      aws_s3_bucket_notification.input[0].topic[0].filter_suffix == ".json" &&
-      contains(aws_s3_bucket_notification.input[0].topic[0].events, "s3:ObjectCreated:*")
+      aws_s3_bucket_notification.input[0].queue[0].queue_arn == "arn:aws:sqs:us-east-1:123456789012:face-embed-dev-s3-events" &&
+      aws_s3_bucket_notification.input[0].queue[0].filter_prefix == "incoming/" &&
+      aws_s3_bucket_notification.input[0].queue[0].filter_suffix == ".json" &&
+      contains(aws_s3_bucket_notification.input[0].queue[0].events, "s3:ObjectCreated:*") &&
+      length(aws_s3_bucket_notification.input[0].topic) == 0
     )
-    error_message = "ObjectCreated events of the input bucket under the prefix must go to the trigger topic."
+    error_message = "ObjectCreated events of the input bucket under the prefix must go to the event queue (and nowhere else)."
   }
 }
 
@@ -77,5 +84,161 @@ run "only_the_input_bucket_may_publish" {
   assert {
     condition     = aws_sns_topic_subscription.email["ops@example.com"].protocol == "email" && aws_sns_topic_subscription.email["ops@example.com"].topic_arn == aws_sns_topic.notifications.arn
     error_message = "Notification e-mails subscribe to the notifications topic."
+  }
+}
+
+run "event_queue_batches_events_for_the_dispatcher" {
+  command = plan
+
+  module {
+    source = "./modules/event_queue"
+  }
+
+  variables {
+    name_prefix              = "face-embed-dev"
+    kms_key_arn              = "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"
+    dead_letter_queue_arn    = "arn:aws:sqs:us-east-1:123456789012:face-embed-dev-s3-events-dlq"
+    source_bucket_arn        = "arn:aws:s3:::face-embed-dev-ml-input-123456789012"
+    function_name            = "arn:aws:lambda:us-east-1:123456789012:function:face-embed-dev-dispatcher"
+    function_role_name       = "face-embed-dev-dispatcher"
+    function_timeout_seconds = 300
+    batching_window_seconds  = 20
+    batch_size               = 500
+    max_receive_count        = 4
+  }
+
+  assert {
+    condition = (
+      aws_lambda_event_source_mapping.events.maximum_batching_window_in_seconds == 20 &&
+      aws_lambda_event_source_mapping.events.batch_size == 500 &&
+      aws_lambda_event_source_mapping.events.function_response_types == toset(["ReportBatchItemFailures"]) &&
+      aws_lambda_event_source_mapping.events.function_name == "arn:aws:lambda:us-east-1:123456789012:function:face-embed-dev-dispatcher" &&
+      aws_lambda_event_source_mapping.events.event_source_arn == aws_sqs_queue.events.arn
+    )
+    error_message = "The dispatcher must consume the queue with the batching window, the batch size and partial batch responses."
+  }
+
+  assert {
+    condition     = aws_sqs_queue.events.name == "face-embed-dev-s3-events" && aws_sqs_queue.events.kms_master_key_id == "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"
+    error_message = "The queue must be encrypted with the stack's KMS key."
+  }
+
+  assert {
+    condition     = jsondecode(aws_sqs_queue.events.redrive_policy) == { deadLetterTargetArn = "arn:aws:sqs:us-east-1:123456789012:face-embed-dev-s3-events-dlq", maxReceiveCount = 4 }
+    error_message = "Events failed max_receive_count times must move to the dead-letter queue."
+  }
+
+  assert {
+    condition     = aws_sqs_queue.events.visibility_timeout_seconds == 6 * 300 + 20
+    error_message = "The visibility timeout must be 6 x the dispatcher's timeout + the batching window: ${aws_sqs_queue.events.visibility_timeout_seconds}"
+  }
+
+  assert {
+    condition = anytrue([
+      for statement in data.aws_iam_policy_document.events.statement :
+      statement.effect != "Deny" && statement.actions == toset(["sqs:SendMessage"]) &&
+      anytrue([for principal in statement.principals : principal.identifiers == toset(["s3.amazonaws.com"])]) &&
+      anytrue([for condition in statement.condition : condition.test == "ArnEquals" && condition.variable == "aws:SourceArn" && condition.values == tolist(["arn:aws:s3:::face-embed-dev-ml-input-123456789012"])]) &&
+      anytrue([for condition in statement.condition : condition.variable == "aws:SourceAccount" && condition.values == tolist(["123456789012"])])
+    ])
+    error_message = "Only the input bucket (of this account) may send to the queue."
+  }
+
+  assert {
+    condition = length([
+      for statement in data.aws_iam_policy_document.events.statement : statement if statement.effect != "Deny"
+    ]) == 1
+    error_message = "The queue policy must allow no other sender."
+  }
+
+  assert {
+    condition = (
+      aws_iam_role_policy.consume.role == "face-embed-dev-dispatcher" &&
+      jsonencode([for statement in data.aws_iam_policy_document.consume.statement : [sort(statement.actions), sort(statement.resources)]]) == jsonencode([
+        [["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], [aws_sqs_queue.events.arn]],
+        [["kms:Decrypt"], ["arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"]],
+      ])
+    )
+    error_message = "The dispatcher's role must get exactly Receive/Delete/GetQueueAttributes on this queue and Decrypt on the key."
+  }
+}
+
+run "a_large_batch_needs_a_window" {
+  command = plan
+
+  module {
+    source = "./modules/event_queue"
+  }
+
+  variables {
+    name_prefix              = "face-embed-dev"
+    dead_letter_queue_arn    = "arn:aws:sqs:us-east-1:123456789012:face-embed-dev-s3-events-dlq"
+    source_bucket_arn        = "arn:aws:s3:::face-embed-dev-ml-input-123456789012"
+    function_name            = "face-embed-dev-dispatcher"
+    function_role_name       = "face-embed-dev-dispatcher"
+    function_timeout_seconds = 300
+    batching_window_seconds  = 0
+    batch_size               = 11
+  }
+
+  expect_failures = [aws_lambda_event_source_mapping.events]
+}
+
+# The whole stack with S3 events on, at the smallest admitted window and batch size.
+run "stack_with_s3_events_smallest_window" {
+  command = plan
+
+  variables {
+    enable_s3_event_notifications    = true
+    s3_event_batching_window_seconds = 0
+    s3_event_batch_size              = 1
+  }
+
+  assert {
+    condition = (
+      module.event_queue[0].queue_arn == module.s3.input_bucket_notification_queue_arn &&
+      output.s3_event_queue_url != null && output.s3_event_dlq_url != null
+    )
+    error_message = "The input bucket must notify the event queue, and both queues must be outputs."
+  }
+
+  assert {
+    condition = (
+      module.event_queue[0].event_source_mapping_batching_window_seconds == 0 &&
+      module.event_queue[0].event_source_mapping_batch_size == 1
+    )
+    error_message = "The root's window and batch size must reach the event source mapping."
+  }
+}
+
+run "stack_with_s3_events_largest_window" {
+  command = plan
+
+  variables {
+    enable_s3_event_notifications    = true
+    s3_event_batching_window_seconds = 300
+    s3_event_batch_size              = 10000
+  }
+
+  assert {
+    condition = (
+      module.event_queue[0].event_source_mapping_batching_window_seconds == 300 &&
+      module.event_queue[0].event_source_mapping_batch_size == 10000
+    )
+    error_message = "The root's window and batch size must reach the event source mapping."
+  }
+}
+
+run "nothing_of_the_event_queue_without_s3_events" {
+  command = plan
+
+  variables {
+    enable_s3_event_notifications    = false
+    s3_event_batching_window_seconds = 30
+  }
+
+  assert {
+    condition     = length(module.event_queue) == 0 && length(module.s3_event_dlq) == 0 && output.s3_event_queue_url == null && output.s3_event_dlq_url == null
+    error_message = "With S3 events off, no event queue, DLQ, mapping or role policy may be created."
   }
 }

@@ -227,6 +227,8 @@ run "every_setting_of_the_example" {
     s3_event_filter_suffix                = ""
     s3_event_images_batch_threshold       = 200
     s3_event_video_instance_max_bytes     = 209715200
+    s3_event_batching_window_seconds      = 10
+    s3_event_batch_size                   = 1000
     notification_emails                   = []
     trigger_publisher_principal_arns      = ["arn:aws:iam::210987654321:role/producer"]
     api_key_parameter_name                = null

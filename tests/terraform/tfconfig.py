@@ -559,6 +559,8 @@ NAME_LOCATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "notifications_topic": ("modules/sns", ("topic_names", "notifications")),
     "trigger_dlq": (".", ("names", "trigger_dlq")),
     "monitor_dlq": (".", ("names", "monitor_dlq")),
+    "s3_event_queue": ("modules/event_queue", ("names", "queue")),
+    "s3_event_dlq": (".", ("names", "s3_event_dlq")),
     "idempotency_table": (".", ("names", "idempotency_table")),
     "api_key_parameter": (".", ("names", "api_key_parameter")),
     "gpu_job_queue": ("modules/batch", ("queue_names", "gpu")),

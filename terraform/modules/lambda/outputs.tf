@@ -32,3 +32,13 @@ output "idle_check_rule_arn" {
   description = "ARN of the EventBridge schedule running the idle stopper (may dead-letter into the monitor DLQ)."
   value       = aws_cloudwatch_event_rule.idle_check.arn
 }
+
+output "dispatcher_role_name" {
+  description = "Name of the dispatcher's execution role (the S3 event queue's consume policy is attached to it)."
+  value       = aws_iam_role.this["dispatcher"].name
+}
+
+output "dispatcher_timeout_seconds" {
+  description = "Timeout of the dispatcher in seconds (the S3 event queue's visibility timeout is derived from it)."
+  value       = aws_lambda_function.this["dispatcher"].timeout
+}

@@ -20,7 +20,7 @@ locals {
 
 resource "aws_s3_bucket" "this" {
   # checkov:skip=CKV_AWS_144:Cross-region replication needs a second-region bucket and doubles storage cost; versioning is on, so replication can be added where a policy requires it.
-  # checkov:skip=CKV2_AWS_62:Only the input bucket has consumers of object events, and they are optional (enable_event_notifications sends them to the trigger topic); output and models buckets have none.
+  # checkov:skip=CKV2_AWS_62:Only the input bucket has consumers of object events, and they are optional (enable_event_notifications sends them to the S3 event queue); output and models buckets have none.
   for_each = local.bucket_names
 
   bucket        = each.value
@@ -161,15 +161,16 @@ resource "aws_s3_bucket_logging" "this" {
   depends_on = [aws_s3_bucket_policy.access_logs]
 }
 
-# Input bucket -> trigger topic. Off by default: producers usually publish trigger messages
-# themselves. The topic policy must allow this bucket first (the sns module does, given its ARN).
+# Input bucket -> the S3 event queue (modules/event_queue), which the dispatcher consumes with a
+# batching window. Off by default: producers usually publish trigger messages themselves. The queue
+# policy must allow this bucket first (event_queue's queue_arn output is read after it).
 resource "aws_s3_bucket_notification" "input" {
   count = var.enable_event_notifications ? 1 : 0
 
   bucket = aws_s3_bucket.this["input"].id
 
-  topic {
-    topic_arn     = var.trigger_topic_arn
+  queue {
+    queue_arn     = var.event_queue_arn
     events        = var.event_notification_events
     filter_prefix = var.event_notification_filter_prefix != "" ? var.event_notification_filter_prefix : null
     filter_suffix = var.event_notification_filter_suffix != "" ? var.event_notification_filter_suffix : null
@@ -177,8 +178,8 @@ resource "aws_s3_bucket_notification" "input" {
 
   lifecycle {
     precondition {
-      condition     = var.trigger_topic_arn != null
-      error_message = "enable_event_notifications needs trigger_topic_arn."
+      condition     = var.event_queue_arn != null
+      error_message = "enable_event_notifications needs event_queue_arn."
     }
   }
 }

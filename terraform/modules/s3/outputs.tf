@@ -37,3 +37,8 @@ output "access_logs_bucket_name" {
   description = "Name of the access-log bucket (null when access logging is off)."
   value       = try(aws_s3_bucket.access_logs[0].id, null)
 }
+
+output "input_bucket_notification_queue_arn" {
+  description = "Queue the input bucket sends its object events to (null without event notifications)."
+  value       = one(aws_s3_bucket_notification.input[*].queue[0].queue_arn)
+}

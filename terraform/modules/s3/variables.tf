@@ -73,25 +73,25 @@ variable "access_log_retention_days" {
 
 variable "enable_event_notifications" {
   type        = bool
-  description = "Publish object events of the input bucket to trigger_topic_arn."
+  description = "Send object events of the input bucket to event_queue_arn."
   default     = false
   nullable    = false
 }
 
-variable "trigger_topic_arn" {
+variable "event_queue_arn" {
   type        = string
-  description = "SNS topic that receives the input bucket's object events (required when enable_event_notifications). Its policy must allow this bucket to publish."
+  description = "SQS queue that receives the input bucket's object events (required when enable_event_notifications). Its policy must allow this bucket to send."
   default     = null
 
   validation {
-    condition     = var.trigger_topic_arn == null || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:.+$", var.trigger_topic_arn))
-    error_message = "trigger_topic_arn must be null or an SNS topic ARN."
+    condition     = var.event_queue_arn == null || can(regex("^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:.+$", var.event_queue_arn))
+    error_message = "event_queue_arn must be null or an SQS queue ARN."
   }
 }
 
 variable "event_notification_events" {
   type        = list(string)
-  description = "S3 event types sent to the trigger topic."
+  description = "S3 event types sent to the event queue."
   default     = ["s3:ObjectCreated:*"]
   nullable    = false
 
