@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -26,7 +25,6 @@ from typing import Any, Final, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import ValidationError
 
 from gpu_app.batch import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, output_key, require
 from gpu_app.batch.sharding import (
@@ -68,6 +66,8 @@ class EmbedConfig:
     retry_backoff: float = 2.0
     image_count: int | None = None  # what the dispatcher counted, for a consistency warning
     images_per_child: int | None = None
+    job_id: str | None = None  # AWS Batch's, recorded in the summary
+    job_attempt: str | None = None
 
     def validate(self) -> None:
         require(
@@ -97,22 +97,19 @@ class EmbedConfig:
         return output_key(self.output_prefix, name)
 
 
-def job_settings(config: EmbedConfig) -> Settings:
-    """The app's settings from the environment, with storage pinned to the input bucket.
+def job_settings(config: EmbedConfig, settings: Settings) -> Settings:
+    """The app's settings with storage pinned to the input bucket.
 
     Sidecars go where the app writes them (same bucket, S3_UPLOAD_PATH), so `python -m gpu_app
     reindex` sees every image whichever path embedded it.
     """
-    explicit = os.environ.get("S3_BUCKET_NAME")
+    explicit = settings.s3_bucket_name
     if explicit and explicit != config.input_bucket:
         raise ConfigError(
             f"S3_BUCKET_NAME={explicit} differs from ML_INPUT_BUCKET={config.input_bucket}: the job reads "
             "images and writes their sidecars in one bucket; unset S3_BUCKET_NAME or make them equal"
         )
-    try:
-        return Settings(storage_backend="s3", s3_bucket_name=config.input_bucket)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid app settings in the environment: {exc}") from None
+    return settings.model_copy(update={"storage_backend": "s3", "s3_bucket_name": config.input_bucket})
 
 
 def shard_exit_code(total: int, failed: int, retry: int, max_failed_fraction: float) -> int:
@@ -486,8 +483,8 @@ class ShardJob:
                 {"key": r["key"], "status": r["status"], "error": r["error"]}
                 for r in failures[:MAX_SUMMARY_FAILURES]
             ],
-            "job_id": os.environ.get("AWS_BATCH_JOB_ID"),
-            "job_attempt": os.environ.get("AWS_BATCH_JOB_ATTEMPT"),
+            "job_id": self.config.job_id,
+            "job_attempt": self.config.job_attempt,
             "finished_at": now_iso(),
         }
 
@@ -535,7 +532,7 @@ def input_items(config: EmbedConfig, settings: Settings, storage: ImageStorage) 
     return items
 
 
-def run_embed(config: EmbedConfig) -> int:
+def run_embed(config: EmbedConfig, settings: Settings) -> int:
     """Run one shard; returns the process exit code (module docstring and README.md)."""
     from gpu_app.assembly import build_service, gpu_problem
     from gpu_app.engine import load_engine
@@ -545,7 +542,7 @@ def run_embed(config: EmbedConfig) -> int:
 
     started = time.monotonic()
     config.validate()
-    settings = job_settings(config)
+    settings = job_settings(config, settings)
     storage = build_storage(settings)
     outputs = S3Storage(config.output_bucket, region=settings.aws_region, retries=settings.storage_retries)
     items = input_items(config, settings, storage)

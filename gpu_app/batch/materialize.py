@@ -170,16 +170,10 @@ def materialize(config: MaterializeConfig, outputs: ImageStorage, settings: Sett
     return report
 
 
-def run_materialize(config: MaterializeConfig) -> int:
-    from pydantic import ValidationError
-
+def run_materialize(config: MaterializeConfig, settings: Settings) -> int:
     from gpu_app.storage.s3 import S3Storage
 
     config.validate()
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        raise ConfigError(f"invalid app settings in the environment: {exc}") from None
     outputs = S3Storage(config.output_bucket, region=settings.aws_region, retries=settings.storage_retries)
     try:
         report = materialize(config, outputs, settings)

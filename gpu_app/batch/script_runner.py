@@ -29,10 +29,10 @@ from typing import IO, Any
 
 import gpu_app
 from gpu_app.batch import EXIT_FAILED, ConfigError, output_key, require
+from gpu_app.config import DEFAULT_SCRIPT_OUTPUT_DIR
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUTPUT_DIR = "/workspace/output"
 INTERPRETERS = {".py": [sys.executable, "-u"], ".sh": ["bash"]}
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -43,8 +43,10 @@ class ScriptConfig:
     input_bucket: str
     output_bucket: str
     output_prefix: str
-    output_dir: Path = Path(DEFAULT_OUTPUT_DIR)
+    output_dir: Path = Path(DEFAULT_SCRIPT_OUTPUT_DIR)
     workspace: Path | None = None  # default: a new temporary directory
+    job_id: str | None = None  # AWS Batch's, recorded in the run's result.json
+    job_attempt: str | None = None
 
     def validate(self) -> None:
         require(
@@ -190,8 +192,8 @@ def _upload_all(
         "seconds": round(seconds, 3),
         "uploaded_files": uploaded,
         "failed_uploads": failed,
-        "job_id": os.environ.get("AWS_BATCH_JOB_ID"),
-        "job_attempt": os.environ.get("AWS_BATCH_JOB_ATTEMPT"),
+        "job_id": config.job_id,
+        "job_attempt": config.job_attempt,
     }
     (record_dir / "result.json").write_text(json.dumps(result, indent=2))
     for name in ("script.log", "result.json"):
@@ -209,6 +211,7 @@ def _upload_all(
 
 
 def _run(script: Path, workspace: Path, output_dir: Path, log_path: Path, signals: _Signals) -> int:
+    # The script gets the job's whole environment (it reads no setting here, it hands them on).
     env = os.environ.copy()
     env["OUTPUT_DIR"] = str(output_dir)
     env["WORKSPACE_DIR"] = str(workspace)

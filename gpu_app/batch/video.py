@@ -47,7 +47,7 @@ class VideoJobConfig:
             )
 
 
-def run_video(config: VideoJobConfig, settings: Settings | None = None) -> int:
+def run_video(config: VideoJobConfig, settings: Settings) -> int:
     """Download, process (resuming from checkpoints) and report one video; returns the exit code."""
     import boto3
 
@@ -59,7 +59,7 @@ def run_video(config: VideoJobConfig, settings: Settings | None = None) -> int:
     from gpu_app.video.pipeline import VideoSettings, process_video
 
     config.validate()
-    settings = settings or Settings(storage_backend="s3", s3_bucket_name=config.input_bucket)
+    settings = settings.model_copy(update={"storage_backend": "s3", "s3_bucket_name": config.input_bucket})
     prefix = config.output_prefix if config.output_prefix.endswith("/") else config.output_prefix + "/"
     outputs = S3Storage(config.output_bucket, region=settings.aws_region, retries=settings.storage_retries)
     engine = load_engine(settings)

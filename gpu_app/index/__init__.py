@@ -41,7 +41,7 @@ def build_index(settings: Settings, target: str | None = None) -> VectorIndex:
     if backend == "elasticsearch":
         from gpu_app.index.elasticsearch import ElasticsearchIndex
 
-        return ElasticsearchIndex.from_env()
+        return ElasticsearchIndex(settings)
     if backend == "embedded":
         from gpu_app.index.embedded import EmbeddedIndex
 

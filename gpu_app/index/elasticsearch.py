@@ -17,18 +17,16 @@ from __future__ import annotations
 import logging
 import math
 import random
-import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr
 
+from gpu_app.config import MAX_NUM_CANDIDATES, ElasticsearchSettings
 from gpu_app.index.base import (
     DEFAULT_COLLECTION,
     FaceRecord,
@@ -51,7 +49,6 @@ T = TypeVar("T")
 
 VECTOR_FIELD = "embedding"
 SCHEMA_VERSION = 1
-MAX_NUM_CANDIDATES = 10_000  # Elasticsearch's upper bound for knn num_candidates (and so for k)
 # Transient statuses: rejected execution, bad gateway, unavailable shards/cluster, gateway timeout.
 RETRY_STATUSES = (429, 502, 503, 504)
 MAX_CHUNK_BYTES = 20 * 1024 * 1024  # well below http.max_content_length (100 MB)
@@ -66,8 +63,6 @@ META_FIELDS = (
     "bbox",
     "created_at",
 )
-IndexOptionsType = Literal["hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw"]
-_INDEX_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,108 +75,25 @@ class Credentials:
     cloud_id: str | None = None
 
 
-class ElasticsearchSettings(BaseSettings):
-    """Connection and index settings, from the environment (see gpu_app/index/README.md)."""
-
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
-
-    # --- connection ----------------------------------------------------------------------------
-    es_hosts: str | None = Field(
-        None,
-        validation_alias=AliasChoices("ES_HOSTS", "ES_HOSTS1"),
-        description="Comma-separated node URLs, e.g. https://es1:9200,https://es2:9200",
+def resolve_credentials(settings: ElasticsearchSettings) -> Credentials:
+    """The configured credentials, completed from ES_SECRET_NAME; the environment wins field by field."""
+    secret: dict[str, Any] = {}
+    if settings.es_secret_name:
+        secret = _read_secret_json(settings.es_secret_name, settings.aws_region)
+    api_key = settings.es_api_key or _secret_str(secret.get("api_key"))
+    username = settings.es_username or secret.get("username")
+    password = settings.es_password or _secret_str(secret.get("password"))
+    cloud_id = settings.es_cloud_id or secret.get("cloud_id")
+    if api_key and (username or password):
+        raise ValueError("configure either an API key or a username/password for Elasticsearch, not both")
+    if bool(username) != bool(password):
+        raise ValueError("Elasticsearch basic auth needs both a username and a password")
+    return Credentials(
+        api_key=api_key,
+        username=str(username) if username else None,
+        password=password,
+        cloud_id=str(cloud_id) if cloud_id else None,
     )
-    es_cloud_id: str | None = Field(None, description="Elastic Cloud deployment id (instead of ES_HOSTS)")
-    es_api_key: SecretStr | None = Field(None, description="Encoded API key, or `id:api_key`")
-    es_username: str | None = None
-    es_password: SecretStr | None = None
-    es_secret_name: str | None = Field(
-        None,
-        description="SSM parameter name or Secrets Manager reference (secretsmanager:<id> or ARN) holding "
-        'JSON {"api_key": ...} or {"username": ..., "password": ...}, optionally with "cloud_id"',
-    )
-    aws_region: str | None = Field(None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
-    es_verify_certs: bool = True
-    es_ca_certs: Path | None = Field(None, description="PEM CA bundle for a private CA")
-    es_request_timeout: float = Field(30.0, gt=0, description="Seconds per HTTP request")
-    es_max_retries: int = Field(3, ge=0, le=10, description="Retries of a transient failure, with backoff")
-    es_retry_backoff: float = Field(0.5, gt=0, description="First backoff in seconds (doubles per retry)")
-    es_retry_max_backoff: float = Field(10.0, gt=0)
-
-    # --- index ---------------------------------------------------------------------------------
-    index_name: str = "face_embeddings"
-    es_similarity: Literal["dot_product", "cosine"] = "dot_product"
-    es_index_options_type: IndexOptionsType = "int8_hnsw"
-    es_hnsw_m: int = Field(16, ge=2, le=512)
-    es_hnsw_ef_construction: int = Field(100, ge=2, le=3000)
-    es_shards: int | None = Field(None, ge=1)
-    es_replicas: int | None = Field(None, ge=0)
-
-    # --- reads and writes ----------------------------------------------------------------------
-    es_num_candidates_factor: float = Field(10.0, ge=1.0, description="num_candidates = factor * k")
-    es_refresh: Literal["false", "true", "wait_for"] = "false"
-    es_chunk_size: int = Field(500, ge=1, le=10_000, description="Documents per bulk request")
-
-    @field_validator("es_refresh", mode="before")
-    @classmethod
-    def _lower_refresh(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator("index_name")
-    @classmethod
-    def _check_index_name(cls, value: str) -> str:
-        if not _INDEX_NAME_RE.fullmatch(value) or len(value.encode()) > 255:
-            raise ValueError(f"invalid Elasticsearch index name {value!r} (lowercase letters, digits, . _ -)")
-        return value
-
-    @field_validator("es_hosts")
-    @classmethod
-    def _check_hosts(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        for host in _split_hosts(value):
-            if "@" in urllib.parse.urlsplit(host if "://" in host else f"//{host}").netloc:
-                # Credentials in a URL end up in logs and error messages; they have their own settings.
-                raise ValueError(
-                    "ES_HOSTS must not embed credentials: use ES_USERNAME/ES_PASSWORD or ES_API_KEY"
-                )
-        return value
-
-    @property
-    def hosts(self) -> list[str]:
-        return _split_hosts(self.es_hosts or "")
-
-    @property
-    def refresh(self) -> bool | str:
-        """The `refresh` request parameter for writes."""
-        return {"false": False, "true": True, "wait_for": "wait_for"}[self.es_refresh]
-
-    def num_candidates(self, k: int) -> int:
-        return min(MAX_NUM_CANDIDATES, max(k, math.ceil(self.es_num_candidates_factor * k)))
-
-    def credentials(self) -> Credentials:
-        """Environment values, completed from ES_SECRET_NAME; the environment wins field by field."""
-        secret: dict[str, Any] = {}
-        if self.es_secret_name:
-            secret = _read_secret_json(self.es_secret_name, self.aws_region)
-        api_key = self.es_api_key or _secret_str(secret.get("api_key"))
-        username = self.es_username or secret.get("username")
-        password = self.es_password or _secret_str(secret.get("password"))
-        cloud_id = self.es_cloud_id or secret.get("cloud_id")
-        if api_key and (username or password):
-            raise ValueError("configure either an API key or a username/password for Elasticsearch, not both")
-        if bool(username) != bool(password):
-            raise ValueError("Elasticsearch basic auth needs both a username and a password")
-        return Credentials(
-            api_key=api_key,
-            username=str(username) if username else None,
-            password=password,
-            cloud_id=str(cloud_id) if cloud_id else None,
-        )
-
-
-def _split_hosts(value: str) -> list[str]:
-    return [host.strip() for host in value.split(",") if host.strip()]
 
 
 def _secret_str(value: Any) -> SecretStr | None:
@@ -208,7 +120,7 @@ def build_client(settings: ElasticsearchSettings, credentials: Credentials | Non
     """An `Elasticsearch` client whose own retries are off: this module retries with backoff."""
     from elasticsearch import Elasticsearch
 
-    creds = credentials if credentials is not None else settings.credentials()
+    creds = credentials if credentials is not None else resolve_credentials(settings)
     if bool(settings.hosts) == bool(creds.cloud_id):
         raise ValueError("configure exactly one of ES_HOSTS and ES_CLOUD_ID")
     kwargs: dict[str, Any] = {
@@ -294,10 +206,6 @@ class ElasticsearchIndex:
         self._client = client if client is not None else build_client(settings)
         self.dim = 0
         self.model_pack = ""
-
-    @classmethod
-    def from_env(cls) -> ElasticsearchIndex:
-        return cls(ElasticsearchSettings())
 
     # --- lifecycle -------------------------------------------------------------------------
     def open(self, embedding_dim: int, model_pack: str) -> None:

@@ -18,7 +18,6 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from gpu_app.config import Settings
-from gpu_app.index.elasticsearch import ElasticsearchSettings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO / "docker"
@@ -173,7 +172,7 @@ def settings_env_names(*classes: type[BaseSettings]) -> set[str]:
     return names
 
 
-APP_ENV_NAMES = settings_env_names(Settings, ElasticsearchSettings)
+APP_ENV_NAMES = settings_env_names(Settings)
 
 
 def package_lambdas() -> ModuleType:

@@ -1,5 +1,5 @@
 """docker/docker-compose.yml: everything it references exists, and the app's environment, ports and
-services fit the app's settings (read from gpu_app/config.py and ElasticsearchSettings, not a list).
+services fit the app's settings (read from gpu_app/config.py, not a list).
 
 There is no `docker compose` here, so the file is read with PyYAML and interpolated like compose
 does for `${VAR:-default}` with an empty environment: what a plain `docker compose up` gets.
@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from gpu_app.config import Settings
-from gpu_app.index.elasticsearch import ElasticsearchSettings
 from tests.docker.dockerfiles import APP_ENV_NAMES, COMPOSE_FILE, REQUIREMENTS, parse_dockerfile, pins
 
 # boto3's own variables (not app settings): the endpoint of moto and dummy credentials.
@@ -119,10 +118,10 @@ def test_app_environment_is_the_app_settings(compose: dict, monkeypatch: pytest.
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    settings, es = Settings(), ElasticsearchSettings()
+    settings = Settings()  # the Elasticsearch settings are a section of it
     assert settings.host == "0.0.0.0", "inside a container the app must listen on every interface"
     assert settings.storage_backend == "s3" and settings.vector_index == "elasticsearch"
-    assert es.es_username and es.es_password and es.es_ca_certs and es.es_verify_certs
+    assert settings.es_username and settings.es_password and settings.es_ca_certs and settings.es_verify_certs
 
 
 def test_app_port_is_published_on_loopback_and_matches_the_image(compose: dict) -> None:

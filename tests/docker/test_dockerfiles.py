@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import pytest
 
-from gpu_app.batch.script_runner import DEFAULT_OUTPUT_DIR
+from gpu_app.config import DEFAULT_SCRIPT_OUTPUT_DIR as DEFAULT_OUTPUT_DIR
 from gpu_app.config import Settings
 from tests.docker.dockerfiles import (
     APP_ENV_NAMES,

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from gpu_app.config import Settings
+from gpu_app.index import build_index
 from gpu_app.index.base import (
     FaceRecord,
     IndexMismatchError,
@@ -767,7 +769,7 @@ def test_api_key_from_ssm_parameter(aws_endpoint: str, monkeypatch: pytest.Monke
     with FakeElasticsearch(expected_authorization="ApiKey ssm-key-encoded") as server:
         monkeypatch.setenv("ES_HOSTS1", server.url)  # the seed's variable name
         monkeypatch.setenv("ES_SECRET_NAME", "/gpu-app/es")
-        index = ElasticsearchIndex.from_env()
+        index = ElasticsearchIndex(Settings())
         index.open(DIM, PACK)
 
         assert server.calls("PUT", f"/{INDEX}")[0].headers["authorization"] == "ApiKey ssm-key-encoded"
@@ -782,7 +784,7 @@ def test_basic_auth_from_secrets_manager(aws_endpoint: str, monkeypatch: pytest.
     with FakeElasticsearch(expected_authorization=expected) as server:
         monkeypatch.setenv("ES_HOSTS", server.url)
         monkeypatch.setenv("ES_SECRET_NAME", arn)
-        index = ElasticsearchIndex.from_env()
+        index = ElasticsearchIndex(Settings())
         index.open(DIM, PACK)
 
         assert {r.headers["authorization"] for r in server.requests} == {expected}
@@ -796,11 +798,25 @@ def test_a_secret_that_is_not_json_is_rejected_without_its_content(
     monkeypatch.setenv("ES_SECRET_NAME", "/gpu-app/es")
 
     with pytest.raises(ValueError, match="must hold a JSON object") as raised:
-        ElasticsearchIndex.from_env()
+        ElasticsearchIndex(Settings())
     assert "plain-secret-value" not in str(raised.value)
 
 
 # --- settings -------------------------------------------------------------------------------------
+def test_build_index_connects_with_the_settings_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One settings object: the index uses the Settings passed in, not a second read of the
+    environment (which here names no cluster at all)."""
+    for name in ("ES_HOSTS", "ES_HOSTS1", "ES_CLOUD_ID", "INDEX_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeElasticsearch() as server:
+        index = build_index(
+            Settings(vector_index="elasticsearch", es_hosts=server.url, index_name="given-faces")
+        )
+        index.open(DIM, PACK)
+        assert server.calls("PUT", "/given-faces")
+        index.close()
+
+
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ElasticsearchSettings(es_hosts="http://x").es_verify_certs is True  # TLS checks by default
     monkeypatch.setenv("ES_HOSTS1", " https://es1:9200 , https://es2:9200,")
@@ -809,7 +825,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ES_VERIFY_CERTS", "false")
     monkeypatch.setenv("INDEX_NAME", "faces-v2")
 
-    s = ElasticsearchSettings()
+    s = Settings()  # the app's one settings object holds the Elasticsearch section
 
     assert s.hosts == ["https://es1:9200", "https://es2:9200"]
     assert (s.es_index_options_type, s.refresh, s.es_verify_certs, s.index_name) == (
@@ -834,7 +850,7 @@ def test_invalid_settings_are_rejected(monkeypatch: pytest.MonkeyPatch, env: dic
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
-        ElasticsearchSettings()
+        Settings()
 
 
 @pytest.mark.parametrize(
