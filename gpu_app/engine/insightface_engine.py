@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gpu_app.engine.alignment import norm_crop
 from gpu_app.engine.base import (
     DetectedFace,
     EngineError,
@@ -176,12 +176,7 @@ class InsightFaceEngine:
         return l2_normalise(np.concatenate(parts, axis=0).astype(np.float32, copy=False))
 
     def align(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        from insightface.utils import face_align
-
-        with warnings.catch_warnings():
-            # scikit-image 0.26 deprecates the SimilarityTransform.estimate call insightface makes.
-            warnings.simplefilter("ignore", FutureWarning)
-            return face_align.norm_crop(image, landmark=landmarks, image_size=self._recognizer.input_size[0])
+        return norm_crop(image, landmarks, self._recognizer.input_size[0])
 
     def analyze(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
         return first_failure(self.analyze_each(images))

@@ -199,3 +199,37 @@ def test_engine_runs_both_models_once_before_it_is_ready(monkeypatch: pytest.Mon
     InsightFaceEngine(model_root=MODEL_ROOT, model_pack=MODEL_PACK, det_size=320, rec_batch_size=8)
     assert (1, 3, 320, 320) in shapes
     assert (8, 3, 112, 112) in shapes
+
+
+def test_alignment_matches_insightface_norm_crop(engine: InsightFaceEngine, t1: np.ndarray) -> None:
+    """Umeyama's estimate without scikit-image's SimilarityTransform around it: insightface's
+    transform bit for bit, so the same crops, at less than half the cost per face."""
+    import warnings
+
+    from insightface.utils import face_align
+
+    from gpu_app.engine.alignment import norm_crop, similarity_matrix, template_for
+
+    _, landmarks = engine.detect(t1)
+    for size in (112, 128, 224):
+        for points in [*landmarks, landmarks[0][::-1].copy()]:  # the last in reverse order: a reflection
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                want = face_align.estimate_norm(points, size)
+                want_crop = face_align.norm_crop(t1, points, size)
+            np.testing.assert_array_equal(similarity_matrix(points, template_for(size)), want)
+            np.testing.assert_array_equal(norm_crop(t1, points, size), want_crop)
+
+
+def test_alignment_does_without_scikit_image(
+    engine: InsightFaceEngine, t1: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SimilarityTransform's machinery cost more than its arithmetic, per face (issue 18)."""
+    from skimage import transform
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("SimilarityTransform used")
+
+    monkeypatch.setattr(transform, "SimilarityTransform", refused)
+    faces = engine.analyze([t1])[0]
+    assert len(faces) == 6
