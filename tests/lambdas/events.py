@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import uuid
 from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsLambdaContext
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -128,19 +129,29 @@ def attempt(exit_code: int, reason: str, log_stream: str) -> dict[str, Any]:
     }
 
 
-@dataclasses.dataclass
-class LambdaContext:
-    """What the Lambda runtime passes (the attributes Powertools reads)."""
+class LambdaContext(PowertoolsLambdaContext):
+    """What the Lambda runtime passes (the attributes Powertools reads), of the type handlers take."""
 
-    function_name: str = "dispatcher"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:dispatcher"
-    aws_request_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
-    remaining_millis: int = 300_000
-    log_group_name: str = "/aws/lambda/dispatcher"
-    log_stream_name: str = "2026/11/23/[$LATEST]0123456789abcdef"
+    def __init__(
+        self,
+        function_name: str = "dispatcher",
+        memory_limit_in_mb: int = 256,
+        invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:dispatcher",
+        remaining_millis: int = 300_000,
+        log_group_name: str = "/aws/lambda/dispatcher",
+        log_stream_name: str = "2026/11/23/[$LATEST]0123456789abcdef",
+    ) -> None:
+        self._function_name = function_name
+        self._function_version = "$LATEST"
+        self._memory_limit_in_mb = memory_limit_in_mb
+        self._invoked_function_arn = invoked_function_arn
+        self._aws_request_id = str(uuid.uuid4())
+        self._log_group_name = log_group_name
+        self._log_stream_name = log_stream_name
+        self.remaining_millis = remaining_millis
 
-    def get_remaining_time_in_millis(self) -> int:
+    # Powertools declares it a staticmethod; the runtime's (and this) is a method of the context.
+    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]
         return self.remaining_millis
 
 
