@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from gpu_app.batch.embed import FaceRow, rows_to_parquet
 from gpu_app.batch.materialize import IncompleteJobError, MaterializeConfig, materialize
+from gpu_app.batch.results_table import FaceRow, rows_to_parquet
 from gpu_app.config import Settings
 from gpu_app.storage.local import LocalStorage
 from tests.batch.conftest import Buckets, JobEnv, blank_images, face_images, run_job, start_job

@@ -16,7 +16,9 @@ import pytest
 
 from gpu_app.batch import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError
 from gpu_app.batch.__main__ import main
-from gpu_app.batch.embed import EmbedConfig, FaceRow, ShardJob, rows_to_parquet, shard_exit_code
+from gpu_app.batch.embed_config import EmbedConfig
+from gpu_app.batch.results_table import FaceRow, rows_to_parquet
+from gpu_app.batch.shard_job import ShardJob, shard_exit_code
 from gpu_app.batch.sharding import InputItem
 from gpu_app.engine import EngineInfo
 from gpu_app.service import FileError, ImageOutcome, face_id_of
