@@ -60,8 +60,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         service.index.close()
         service.close()
     print(f"indexed {len(paths) - len(errors)} of {len(paths)} images, {faces} faces")
-    for path, reason in errors.items():
-        print(f"  failed: {path}: {reason}", file=sys.stderr)
+    for failed, reason in errors.items():
+        print(f"  failed: {failed}: {reason}", file=sys.stderr)
     return 1 if errors else 0
 
 
@@ -112,8 +112,12 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
             return 2
     index = build_index(settings, target)
     with tqdm(unit="sidecar", desc=f"reindex -> {target}") as bar:
+
+        def advance(sidecars: int) -> None:
+            bar.update(sidecars)
+
         stats = reindex(
-            build_storage(settings), settings.s3_upload_path, index, settings.model_pack, progress=bar.update
+            build_storage(settings), settings.s3_upload_path, index, settings.model_pack, progress=advance
         )
     index.close()
     print(

@@ -116,7 +116,8 @@ class ElasticsearchSettings(BaseModel):
     @property
     def refresh(self) -> bool | str:
         """The `refresh` request parameter for writes."""
-        return {"false": False, "true": True, "wait_for": "wait_for"}[self.es_refresh]
+        policies: dict[str, bool | str] = {"false": False, "true": True, "wait_for": "wait_for"}
+        return policies[self.es_refresh]
 
     def num_candidates(self, k: int) -> int:
         return min(MAX_NUM_CANDIDATES, max(k, math.ceil(self.es_num_candidates_factor * k)))

@@ -100,7 +100,7 @@ class ShardJob:
                 continue
             if record.get("key") in in_shard and record.get("status") in DONE:
                 records[record["key"]] = record
-        packs = {r.get("model_pack") for r in records.values() if r["status"] == "ok"} - {self.pack}
+        packs = {str(r.get("model_pack")) for r in records.values() if r["status"] == "ok"} - {self.pack}
         if packs:
             raise ConfigError(
                 f"{self.outputs.uri(self.manifest_key)} holds results of model pack(s) {sorted(packs)}, "
