@@ -95,10 +95,14 @@ def as_s3_notification(decoded: Any, delivery_id: str) -> S3Notification | None:
     return S3Notification(delivery_id, [parse_record(record) for record in records])
 
 
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def parse_record(record: Mapping[str, Any]) -> S3Object:
-    s3 = record.get("s3") if isinstance(record.get("s3"), Mapping) else {}
-    bucket = s3.get("bucket") if isinstance(s3.get("bucket"), Mapping) else {}
-    item = s3.get("object") if isinstance(s3.get("object"), Mapping) else {}
+    s3 = _mapping(record.get("s3"))
+    bucket = _mapping(s3.get("bucket"))
+    item = _mapping(s3.get("object"))
     size = item.get("size", 0)
     return S3Object(
         bucket=str(bucket.get("name", "")),
