@@ -104,7 +104,7 @@ def _idempotent(function: Callable[..., dict[str, Any]]) -> Callable[..., dict[s
     persistence = DynamoDBPersistenceLayer(
         table_name=dispatcher_config().idempotency_table, boto3_client=client("dynamodb")
     )
-    return idempotent_function(  # type: ignore[no-any-return]
+    return idempotent_function(
         function, data_keyword_argument="record", persistence_store=persistence, config=IDEMPOTENCY
     )
 
