@@ -192,7 +192,8 @@ class InsightFaceEngine:
             except Exception as exc:
                 located.append(detached(exc))
         good = [item for item in located if not isinstance(item, Exception)]
-        embedded = iter(each_alone(self._embed_per_image, [crops for _, _, crops in good]))
+        embeddings_per_image = each_alone(self._embed_per_image, [crops for _, _, crops in good])
+        embedded = iter(embeddings_per_image)
         results: list[ImageFaces] = []
         for item in located:
             if isinstance(item, Exception):
