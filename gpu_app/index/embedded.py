@@ -330,15 +330,18 @@ class EmbeddedIndex:
             members = int(np.bitwise_count(bits).sum())
             if members == 0:
                 return []
-            selector = faiss.IDSelectorBitmap(bits)
+            # faiss's wrapper takes the packed bitmap alone; mypy reads the SWIG (n, bitmap) signature.
+            selector = faiss.IDSelectorBitmap(bits)  # type: ignore[call-arg,arg-type]
             # The lists hold members and others alike: scan more lists the rarer the members are
             # (by the square root of their share: 3x the lists for 10%, every list below ~0.2%, so
             # a small collection is searched exactly); non-members cost only a bit test.
             probes = math.ceil(probes * math.sqrt(self._faiss.ntotal / members))
+        # faiss's wrappers construct search parameters from keywords (not in the SWIG signatures).
+        params: faiss.SearchParameters | None
         if approximate:
-            params = faiss.SearchParametersIVF(nprobe=min(probes, _nlist(self._faiss)), sel=selector)
+            params = faiss.SearchParametersIVF(nprobe=min(probes, _nlist(self._faiss)), sel=selector)  # type: ignore[call-arg]
         else:
-            params = faiss.SearchParameters(sel=selector) if selector is not None else None
+            params = faiss.SearchParameters(sel=selector) if selector is not None else None  # type: ignore[call-arg]
         scores, ids = self._faiss.search(vector, k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
