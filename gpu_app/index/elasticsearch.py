@@ -418,7 +418,8 @@ class ElasticsearchIndex:
                 index=self.index_name,
                 knn=knn,
                 size=k,
-                source=list(META_FIELDS),
+                # Elasticsearch takes a list of fields as _source; the client's annotation omits it.
+                source=list(META_FIELDS),  # type: ignore[arg-type]
                 allow_partial_search_results=False,
             ),
         )
