@@ -232,7 +232,8 @@ def run(opts: Options) -> list[SectionResult]:
         results.append(measure(size, dim, seed=size + dim, query_seconds=opts.pick(60.0, 6.0)))
     largest = max(size for size, _ in configs)
 
-    rows, state_rows, ratios, numbers = [], [], [], {}
+    rows, state_rows, ratios = [], [], []
+    numbers: dict[str, float] = {}
     for r in results:
         label = (
             f"{r['size'] // 1000}k x {r['dim']}"

@@ -128,4 +128,7 @@ class Floor:
 
 
 def decode_bgr(data: bytes) -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("a benchmark image does not decode")
+    return image
