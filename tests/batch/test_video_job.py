@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import pytest
 
 from gpu_app.engine.insightface_engine import InsightFaceEngine
@@ -14,7 +13,7 @@ from gpu_app.index.embedded import EmbeddedIndex
 from gpu_app.video.pipeline import video_id
 from tests.batch.conftest import Buckets, JobEnv, run_job
 from tests.gpu_app.conftest import MODEL_PACK, MODEL_ROOT
-from tests.support.images import sample_path
+from tests.support.images import sample_bgr
 from tests.support.videos import face_crops, write_clip
 
 pytestmark = pytest.mark.slow
@@ -26,7 +25,7 @@ OUT = "jobs/s3-events/incoming/video-clip-abc/"
 def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, int]:
     """A face at [0.5, 2) and [3, 4) of a 4 s clip, and the model's embedding dimension."""
     engine = InsightFaceEngine(model_root=MODEL_ROOT, model_pack=MODEL_PACK, provider_preference="cpu")
-    faces = engine.analyze([cv2.imread(str(sample_path()))])[0]
+    faces = engine.analyze([sample_bgr()])[0]
     (crop,) = face_crops([faces[2].bbox])
     path = write_clip(
         tmp_path_factory.mktemp("clip") / "clip.mp4", [(crop, [(0.5, 2.0), (3.0, 4.0)])], seconds=4

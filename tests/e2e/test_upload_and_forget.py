@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 
 from tests.e2e.conftest import LocalStack, wait_for
-from tests.support.images import sample_path
+from tests.support.images import sample_bgr
 from tests.support.videos import face_crops, write_clip
 
 # Bounded: the instance may have to start first (the app loads the model), then the work itself.
@@ -35,7 +35,7 @@ def matches(stack: LocalStack, image: bytes) -> list[dict[str, Any]]:
 
 def test_an_image_dropped_under_incoming_becomes_searchable(local_stack: LocalStack, tmp_path: Path) -> None:
     photo = tmp_path / "team.jpg"
-    cv2.imwrite(str(photo), cv2.flip(cv2.imread(str(sample_path())), 1))  # a picture no other test uploads
+    cv2.imwrite(str(photo), cv2.flip(sample_bgr(), 1))  # a picture no other test uploads
     copy_up(local_stack, photo, "incoming/team photo.jpg")
 
     def found() -> list[dict[str, Any]]:

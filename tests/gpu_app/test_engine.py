@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 import pytest
@@ -10,12 +12,24 @@ from gpu_app.config import Settings
 from gpu_app.engine.base import EngineError, EngineInfo
 from gpu_app.engine.insightface_engine import CPU, CUDA, InsightFaceEngine, select_providers
 from tests.gpu_app.conftest import MODEL_PACK, MODEL_ROOT
-from tests.support.images import sample_path
+from tests.support.images import sample_bgr
+
+
+def counting(
+    calls: list[int], get_feat: Callable[[list[np.ndarray]], np.ndarray]
+) -> Callable[[list[np.ndarray]], np.ndarray]:
+    """`get_feat` that records the number of crops of each call in `calls`."""
+
+    def counted(crops: list[np.ndarray]) -> np.ndarray:
+        calls.append(len(crops))
+        return get_feat(crops)
+
+    return counted
 
 
 @pytest.fixture(scope="module")
 def t1() -> np.ndarray:
-    return cv2.imread(str(sample_path()))
+    return sample_bgr()
 
 
 def test_sample_yields_six_faces_with_model_dimension(engine: InsightFaceEngine, t1: np.ndarray) -> None:
@@ -55,7 +69,7 @@ def test_one_recognition_call_per_batch(engine: InsightFaceEngine, t1: np.ndarra
     calls: list[int] = []
     recognizer = engine._recognizer
     original = recognizer.get_feat
-    monkeypatch.setattr(recognizer, "get_feat", lambda crops: calls.append(len(crops)) or original(crops))
+    monkeypatch.setattr(recognizer, "get_feat", counting(calls, original))
     results = engine.analyze([t1, t1[:, ::-1].copy(), t1])
     assert [len(r) for r in results] == [6, 6, 6]
     assert calls == [18]  # all faces of all three images in one model call
@@ -114,9 +128,7 @@ def test_batching_engine_shares_recognition_batches_across_callers(
     expected = engine.analyze([t1])[0]
     calls: list[int] = []
     original = engine._recognizer.get_feat
-    monkeypatch.setattr(
-        engine._recognizer, "get_feat", lambda crops: calls.append(len(crops)) or original(crops)
-    )
+    monkeypatch.setattr(engine._recognizer, "get_feat", counting(calls, original))
     batching = MicroBatchingEngine(engine)
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:

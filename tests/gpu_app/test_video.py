@@ -21,7 +21,7 @@ from gpu_app.index.embedded import EmbeddedIndex
 from gpu_app.storage.local import LocalStorage
 from gpu_app.video.frames import VideoRejectedError, sample_frames
 from gpu_app.video.pipeline import RESULT_NAME, VideoSettings, process_video, video_id
-from tests.support.images import sample_path
+from tests.support.images import sample_bgr
 from tests.support.videos import face_crops, write_clip
 
 KEY = "incoming/party clip.mp4"
@@ -30,7 +30,7 @@ PREFIX = "videos/party/"
 
 @pytest.fixture(scope="module")
 def crops(engine: InsightFaceEngine) -> list[np.ndarray]:
-    faces = engine.analyze([cv2.imread(str(sample_path()))])[0]
+    faces = engine.analyze([sample_bgr()])[0]
     return face_crops([faces[0].bbox, faces[1].bbox])
 
 
@@ -110,7 +110,7 @@ def test_tracks_time_ranges_index_entries_and_search(
 
 def test_scene_cuts_are_sampled_between_rate_samples(tmp_path: Path, crops: list[np.ndarray]) -> None:
     path = tmp_path / "cut.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 120))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (160, 120))
     for number in range(20):  # dark until 1.2 s, then a hard cut to bright
         writer.write(np.full((120, 160, 3), 20 if number < 12 else 230, np.uint8))
     writer.release()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import cv2
 import requests
 
 from gpu_app.video.frames import VIDEO_SUFFIXES
@@ -19,7 +18,7 @@ from lambdas.controller.handler import lambda_handler
 from tests.lambdas.conftest import Configure
 from tests.lambdas.events import LambdaContext
 from tests.lambdas.resources import API_KEY, Stack
-from tests.support.images import sample_bytes, sample_path
+from tests.support.images import sample_bgr, sample_bytes
 from tests.support.live_app import app_env, live_app
 from tests.support.videos import write_clip
 
@@ -42,7 +41,7 @@ def _wait(url: str, video_job_id: str) -> dict[str, Any]:
 def test_start_and_process_sends_videos_to_the_video_route(
     stack: Stack, configure: Configure, context: Callable[..., LambdaContext], tmp_path: Path
 ) -> None:
-    image = cv2.imread(str(sample_path()))
+    image = sample_bgr()
     crop = image[250:420, 440:600]  # one face of the sample photo, with a margin
     clip = write_clip(tmp_path / "clip.mp4", [(crop, [(0.0, 1.5)])], seconds=2)
     s3 = boto3.client("s3")

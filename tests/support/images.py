@@ -25,6 +25,15 @@ def sample_image() -> Image.Image:
     return Image.open(sample_path()).convert("RGB")
 
 
+def sample_bgr() -> np.ndarray:
+    """The sample photo as OpenCV reads it (BGR)."""
+    import cv2
+
+    image = cv2.imread(str(sample_path()))
+    assert image is not None, f"{sample_path()} does not decode"
+    return image
+
+
 def encode(image: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **params)

@@ -9,14 +9,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.support.images import sample_path
+from tests.support.images import sample_bgr
 
 Span = tuple[float, float]  # seconds [start, end)
 
 
 def face_crops(boxes: Sequence[Sequence[float]], margin: float = 0.35) -> list[np.ndarray]:
     """The sample photo's faces at these boxes, with a margin, as BGR images."""
-    image = cv2.imread(str(sample_path()))
+    image = sample_bgr()
     height, width = image.shape[:2]
     crops = []
     for x1, y1, x2, y2 in boxes:
@@ -42,7 +42,7 @@ def write_clip(
 ) -> Path:
     """An mp4v clip: face `i` is drawn in its own column while the time is inside one of its spans."""
     width, height = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     assert writer.isOpened(), "OpenCV's FFmpeg cannot write mp4v here"
     scaled = [
         cv2.resize(crop, (int(crop.shape[1] * face_height / crop.shape[0]), face_height)) for crop, _ in faces
