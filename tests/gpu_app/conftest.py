@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gpu_app.config import Settings
 from gpu_app.engine.insightface_engine import InsightFaceEngine
 from gpu_app.main import create_app
+from gpu_app.runtime import Runtime
+from gpu_app.service import FaceService
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_ROOT = Path(os.environ.get("MODEL_ROOT", REPO.parent / "shared" / "models" / "insightface"))
@@ -24,6 +27,20 @@ def engine() -> InsightFaceEngine:
     if not (MODEL_ROOT / "models" / MODEL_PACK).is_dir():
         pytest.fail(f"model pack {MODEL_PACK} not found under {MODEL_ROOT}: set MODEL_ROOT/MODEL_PACK")
     return InsightFaceEngine(model_root=MODEL_ROOT, model_pack=MODEL_PACK, provider_preference="cpu")
+
+
+def runtime_of(client: TestClient) -> Runtime:
+    """The runtime of the app behind a test client (TestClient types its app as any ASGI app)."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    runtime: Runtime = app.state.runtime
+    return runtime
+
+
+def service_of(client: TestClient) -> FaceService:
+    service = runtime_of(client).service
+    assert service is not None, "the app's service is not built yet"
+    return service
 
 
 def app_settings(root: Path, **overrides: Any) -> Settings:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.gpu_app.conftest import runtime_of
 from tests.support.images import blank_jpeg, iou, png_header_only, sample_bytes, variants
 
 THRESHOLD = 0.6  # offline_sc's default
@@ -244,8 +245,9 @@ def test_async_upload_job_reports_progress_and_results(client: TestClient) -> No
 
 def test_full_job_queue_answers_429(make_client: Callable[..., TestClient]) -> None:
     client = make_client(job_workers=1, job_queue_size=1)
-    runtime = client.app.state.runtime
-    runtime.jobs.stop()  # no worker drains the queue: the second job cannot fit
+    jobs = runtime_of(client).jobs
+    assert jobs is not None
+    jobs.stop()  # no worker drains the queue: the second job cannot fit
     first = client.post("/upload-images/?async=true", files=[("files", ("a.jpg", blank_jpeg()))])
     second = client.post("/upload-images/?async=true", files=[("files", ("b.jpg", blank_jpeg(seed=1)))])
     assert first.status_code == 202

@@ -13,14 +13,9 @@ from fastapi.testclient import TestClient
 
 from gpu_app import imaging
 from gpu_app.people import thumbnails
-from gpu_app.service import FaceService, ingest_workers
+from gpu_app.service import ingest_workers
+from tests.gpu_app.conftest import service_of
 from tests.support.images import blank_jpeg, encode, sample_bytes, sample_image
-
-
-def service_of(client: TestClient) -> FaceService:
-    service = client.app.state.runtime.service  # type: ignore[attr-defined]
-    assert service is not None
-    return service
 
 
 def three_images() -> list[tuple[str, bytes]]:
@@ -64,7 +59,7 @@ def test_storage_writes_run_on_the_ingest_workers_beside_inference(client: TestC
     writers: list[str] = []
     put: Callable[..., None] = service.storage.put
 
-    def recorded(key: str, data: bytes, content_type: str) -> None:
+    def recorded(key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         writers.append(threading.current_thread().name)
         put(key, data, content_type)
 

@@ -30,7 +30,8 @@ def test_neighbours_below_the_threshold_do_not_count() -> None:
 
 def test_a_new_person_needs_min_faces_similar_unassigned_faces() -> None:
     assert decide("f2", [("f1", 0.9)], {}, POLICY).waits
-    decision = decide("f3", [("f1", 0.9), ("f2", 0.8)], {}, POLICY)
+    nobody: dict[str, str] = {}
+    decision = decide("f3", [("f1", 0.9), ("f2", 0.8)], nobody, POLICY)
     assert decision.creates and decision.members == ("f3", "f1", "f2")
     assert decide("f1", [], {}, ClusterPolicy(threshold=0.6, min_faces=1)).creates
 

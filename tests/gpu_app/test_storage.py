@@ -19,6 +19,7 @@ from gpu_app.storage import (
 )
 from gpu_app.storage.local import LocalStorage
 from gpu_app.storage.s3 import S3Storage
+from tests.gpu_app.conftest import service_of
 from tests.support.fault_proxy import fault_proxy
 from tests.support.images import sample_bytes
 
@@ -146,7 +147,9 @@ def test_s3_image_lookup_lists_only_the_images_folder(
         "results"
     ][0]["image_id"]
     listed: list[str] = []
-    s3 = client.app.state.runtime.service.storage._s3  # the app's own client: count what it asks S3
+    storage = service_of(client).storage
+    assert isinstance(storage, S3Storage)
+    s3 = storage._s3  # the app's own client: count what it asks S3
 
     def record(params: dict[str, str], **_: object) -> None:
         listed.append(params["Prefix"])

@@ -103,6 +103,7 @@ class FakeElasticsearch:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         return f"http://{host}:{port}"
 
     def start(self) -> FakeElasticsearch:
@@ -239,7 +240,7 @@ class FakeElasticsearch:
         for action in pairs:
             op, meta = next(iter(action.items()))
             doc_id = str(meta["_id"])
-            base = {"_index": name, "_id": doc_id}
+            base: dict[str, Any] = {"_index": name, "_id": doc_id}
             if op == "delete":  # the one action without a source line
                 found = index.docs.pop(doc_id, None) is not None
                 items.append(

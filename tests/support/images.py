@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -69,7 +70,10 @@ def png_header_only(width: int, height: int) -> bytes:
     )
 
 
-def variants() -> dict[str, tuple[bytes, object]]:
+BoxMapping = Callable[[tuple[float, ...]], tuple[float, ...]]
+
+
+def variants() -> dict[str, tuple[bytes, BoxMapping]]:
     """Copies of the sample with a function mapping an original box to the copy's coordinates."""
     image = sample_image()
     width, _ = image.size

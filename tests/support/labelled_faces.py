@@ -57,9 +57,10 @@ def identity_crops(detect: Callable[[bytes], Sequence[BBox]]) -> dict[str, Image
 
 def _augment(crop: Image.Image, rng: random.Random, variant: int) -> tuple[str, Image.Image]:
     face = crop.resize((200, 200), Image.Resampling.LANCZOS)
-    steps = []
+    steps: list[str] = []
     if variant % 2:
-        face, _ = ImageOps.mirror(face), steps.append("flip")
+        face = ImageOps.mirror(face)
+        steps.append("flip")
     angle = rng.uniform(-12, 12)
     face = face.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=(128, 128, 128))
     steps.append(f"rot{angle:+.0f}")
