@@ -17,7 +17,7 @@ import threading
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -100,7 +100,7 @@ ALLOWED_PIP_FLAGS = {"--no-cache-dir", "--no-deps", "--no-compile"}
 PIP_OPTIONS_WITH_VALUE = {"-r", "--requirement", "-c", "--constraint", "--target"}
 
 
-def pip_installs(dockerfile: Dockerfile) -> list[dict[str, object]]:
+def pip_installs(dockerfile: Dockerfile) -> list[dict[str, Any]]:
     """Each pip command as {verb, requirements, constraints, no_deps, packages}; fails on inline names."""
     copied = {}  # path inside the image -> repository file, for COPY requirements/...
     for copy in dockerfile.of("COPY"):
@@ -112,7 +112,7 @@ def pip_installs(dockerfile: Dockerfile) -> list[dict[str, object]]:
     for instruction, words in pip_commands(dockerfile):
         verb, rest = words[0], words[1:]
         where = f"{dockerfile.path.name}:{instruction.line}"
-        command: dict[str, object] = {"verb": verb, "requirements": [], "constraints": [], "packages": []}
+        command: dict[str, Any] = {"verb": verb, "requirements": [], "constraints": [], "packages": []}
         command["no_deps"] = "--no-deps" in rest
         if verb == "uninstall":
             command["packages"] = [w for w in rest if w != "-y"]
@@ -130,7 +130,7 @@ def pip_installs(dockerfile: Dockerfile) -> list[dict[str, object]]:
                     continue
                 assert value in copied, f"{where}: {value} is not a requirements/ file COPY'd into the image"
                 key = "requirements" if word in {"-r", "--requirement"} else "constraints"
-                command[key].append(copied[value].name)  # type: ignore[union-attr]
+                command[key].append(copied[value].name)
             elif word in ALLOWED_PIP_FLAGS:
                 index += 1
             else:
@@ -147,15 +147,15 @@ def test_pip_installs_only_the_project_requirement_files(name: str, dockerfiles:
     for command in installs:
         # Every install is held to the full pin set the tests ran with.
         assert command["constraints"] == ["constraints.txt"], command
-        for file in command["requirements"]:  # type: ignore[union-attr]
+        for file in command["requirements"]:
             pins(REQUIREMENTS / file)  # each is a list of exact pins (fails otherwise)
         # insightface declares opencv-python: only ever without its dependencies.
-        assert ("insightface.txt" in command["requirements"]) == command["no_deps"], command  # type: ignore[operator]
+        assert ("insightface.txt" in command["requirements"]) == command["no_deps"], command
 
 
 def test_each_image_installs_its_runtime(dockerfiles: dict) -> None:
     def files(name: str) -> list[str]:
-        return [f for c in pip_installs(dockerfiles[name]) for f in c["requirements"]]  # type: ignore[attr-defined]
+        return [f for c in pip_installs(dockerfiles[name]) for f in c["requirements"]]
 
     assert files("cpu") == ["app.txt", "insightface.txt"]
     assert files("gpu") == ["app.txt", "insightface.txt", "gpu.txt"]
@@ -165,9 +165,9 @@ def test_each_image_installs_its_runtime(dockerfiles: dict) -> None:
 def test_gpu_image_replaces_onnxruntime_with_onnxruntime_gpu(dockerfiles: dict) -> None:
     commands = pip_installs(dockerfiles["gpu"])
     steps = [
-        ("uninstall", tuple(c["packages"]))  # type: ignore[arg-type]
+        ("uninstall", tuple(c["packages"]))
         if c["verb"] == "uninstall"
-        else ("install", tuple(c["requirements"]))  # type: ignore[arg-type]
+        else ("install", tuple(c["requirements"]))
         for c in commands
     ]
     # Both distributions install the module `onnxruntime`: never both at once, GPU last.
