@@ -18,13 +18,15 @@ def suffix(key: str) -> str:
     return PurePosixPath(key).suffix.lower()
 
 
+# By the key's ending, not PurePosixPath's suffix: "photos/.jpg" is an image to S3 listings too,
+# and a folder marker "a.jpg/" is not one.
 def is_image_key(key: str) -> bool:
-    return suffix(key) in IMAGE_SUFFIXES
+    return key.lower().endswith(IMAGE_SUFFIXES)
 
 
 def is_video_key(key: str) -> bool:
-    return suffix(key) in VIDEO_SUFFIXES
+    return key.lower().endswith(VIDEO_SUFFIXES)
 
 
 def is_manifest_key(key: str) -> bool:
-    return suffix(key) in MANIFEST_SUFFIXES
+    return key.lower().endswith(MANIFEST_SUFFIXES)

@@ -24,7 +24,7 @@ import boto3
 import numpy as np
 from botocore.exceptions import ClientError
 
-from gpu_app.cli import IMAGE_SUFFIXES
+from contract.media import IMAGE_SUFFIXES
 from gpu_app.config import Settings
 from gpu_app.engine import load_engine
 from gpu_app.imaging import ImageDecodeError, decode_image

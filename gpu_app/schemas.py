@@ -7,12 +7,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
+from contract.health import HealthStatus
+from contract.names import COLLECTION_PATTERN
 from gpu_app.index import FaceRecord, SearchHit
 from gpu_app.people.base import Person
 from gpu_app.service import ImageOutcome, QueryFace
 from gpu_app.sidecar import SidecarFace
 
-Collection = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+# The contract's rule: the Lambdas refuse other names before they start the GPU instance.
+Collection = Annotated[str, StringConstraints(pattern=COLLECTION_PATTERN)]
 BBox = tuple[float, float, float, float]
 
 
@@ -264,7 +267,8 @@ BATCH_ERRORS: Responses = {
 
 # --- health ----------------------------------------------------------------------------------------
 class Limits(BaseModel):
-    """What one request may carry; the instance controller splits its work by these."""
+    """What one request may carry; the instance controller splits its work by these (the fields of
+    contract/health.py `HealthLimits`, pinned by tests/contract)."""
 
     max_files_per_request: int
     max_upload_bytes: int
@@ -285,9 +289,10 @@ class ModelOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    """Liveness from in-process state only: never waits on storage or the index."""
+    """Liveness from in-process state only: never waits on storage or the index. The Lambdas read it
+    with contract/health.py `AppHealth.parse` (its `HealthDocument` fields, pinned by tests/contract)."""
 
-    status: Literal["starting", "ok", "degraded", "failed", "stopped"]
+    status: HealthStatus
     ready: bool
     reasons: list[str]
     idle_seconds: float

@@ -1,6 +1,7 @@
 """Build one deployment zip per Lambda function, reproducibly: `build/lambda/<function>.zip`.
 
-Each zip holds the `lambdas` package (common code plus that function's folder) and the runtime
+Each zip holds the `lambdas` package (common code plus that function's folder), the `contract`
+package the Lambdas share with the app, and the runtime
 dependencies of requirements/lambda.txt except boto3/botocore (the Lambda runtime provides them),
 installed as wheels for python3.12 on the chosen architecture. Entries are sorted, timestamps and
 permissions fixed, bytecode left out: the same sources and pins give byte-identical zips.
@@ -26,6 +27,8 @@ PYTHON_VERSION = "3.12"
 PROVIDED_BY_RUNTIME = ("boto3", "botocore")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 SKIPPED_PARTS = {"__pycache__", "bin"}  # bytecode, and console scripts (useless in Lambda)
+# Folders every function carries whole: the contract with the app, and the Lambdas' common code.
+SHARED_FOLDERS = ("contract", "lambdas/common")
 
 
 def requirements() -> list[str]:
@@ -61,11 +64,10 @@ def files_under(base: Path, relative_to: Path) -> Iterator[tuple[str, Path]]:
 
 
 def source_files(function: str) -> Iterator[tuple[str, Path]]:
-    """`lambdas/__init__.py`, `lambdas/common/` and the function's own folder (only .py)."""
-    package = ROOT / "lambdas"
-    yield "lambdas/__init__.py", package / "__init__.py"
-    for folder in ("common", function):
-        for name, path in files_under(package / folder, ROOT):
+    """`lambdas/__init__.py`, SHARED_FOLDERS and the function's own folder (only .py)."""
+    yield "lambdas/__init__.py", ROOT / "lambdas" / "__init__.py"
+    for folder in (*SHARED_FOLDERS, f"lambdas/{function}"):
+        for name, path in files_under(ROOT / folder, ROOT):
             if path.suffix == ".py":
                 yield name, path
 

@@ -10,16 +10,20 @@ See README.md in this folder for the environment, outputs and exit codes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
 
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1  # work failed (images over the tolerance, a crash, outputs not uploaded)
-EXIT_CONFIG: Final = 2  # the job is misconfigured: retrying the same job cannot help
-EXIT_INTERRUPTED: Final = 143  # 128 + SIGTERM: stopped by Batch after a checkpoint, resumable
+# The exit codes and the configuration error are the contract's (the dispatcher and the monitor read them).
+from contract.batch_job import EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from contract.errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A setting is missing or wrong; the message names the variable (or flag) to set."""
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "ConfigError",
+    "output_key",
+    "require",
+]
 
 
 def require(settings: Iterable[tuple[str, str, str | None]]) -> None:

@@ -1,4 +1,5 @@
-"""`cleanup-cache`: empty the model cache directory (the seed's EFS cache clean-up) and say what it freed.
+"""`cleanup-cache`: empty the model cache directory and say what it freed (the dispatcher answers a
+`batch_job` message with `"operation": "cleanup-cache"` by pointing here: there is no shared EFS cache).
 
 The directory itself stays (it may be a mount point); its contents go. Model packs are fetched
 again on the next start (MODELS_S3_URI, or insightface's own download).

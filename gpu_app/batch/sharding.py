@@ -16,34 +16,24 @@ with a create-only (If-None-Match) PUT, and every other child, and every retry, 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from contract import manifest
+from contract.media import is_image_key
 from gpu_app.batch import ConfigError
-from gpu_app.cli import IMAGE_SUFFIXES
 from gpu_app.storage import ImageStorage, ObjectNotFoundError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Same rule as the dispatcher's count (lambdas/dispatcher/triggers/face_embedding.py), so the
-# array size it chose matches the list the children shard.
-IMAGE_EXTENSIONS = tuple(sorted(IMAGE_SUFFIXES))
 INPUTS_NAME = "inputs.jsonl"
-
-
-@dataclass(frozen=True, slots=True)
-class InputItem:
-    key: str
-    metadata: dict[str, Any] = field(default_factory=dict)  # a manifest line's fields besides "key"
-
-    def to_json(self) -> str:
-        return json.dumps({**self.metadata, "key": self.key})
+# One input: a manifest line's key and its other fields (the contract's entry, parsed as the
+# dispatcher parsed it when it sized the array job).
+InputItem = manifest.ManifestEntry
 
 
 def shard_bounds(total: int, index: int, size: int) -> tuple[int, int]:
@@ -61,39 +51,16 @@ def shard(items: Sequence[T], index: int, size: int) -> list[T]:
 
 
 def list_prefix(storage: ImageStorage, prefix: str) -> list[InputItem]:
-    """Image keys under the prefix (by extension, any case), sorted."""
-    keys = (key for key in storage.list(prefix) if key.lower().endswith(IMAGE_EXTENSIONS))
+    """Image keys under the prefix (contract.media's suffixes, any case), sorted: the images the
+    dispatcher counted."""
+    keys = (key for key in storage.list(prefix) if is_image_key(key))
     return [InputItem(key) for key in sorted(keys)]
 
 
 def parse_manifest(lines: Iterable[str], source: str = "manifest") -> list[InputItem]:
-    """One plain key, or a JSON object with a non-empty "key" (the rest is metadata), per line.
-
-    Blank lines are skipped; a key listed twice is processed once (its first line wins).
-    """
-    items: list[InputItem] = []
-    seen: set[str] = set()
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("{"):
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                entry = None
-            if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or not entry["key"]:
-                raise ConfigError(
-                    f"{source} line {number} is neither a plain key nor a JSON object with a 'key'"
-                )
-            key = entry.pop("key")
-            item = InputItem(key, entry)
-        else:
-            item = InputItem(line)
-        if item.key not in seen:
-            seen.add(item.key)
-            items.append(item)
-    return items
+    """The contract's manifest format (contract/manifest.py): a key listed twice is one item, a bad
+    line a ConfigError (ManifestError) naming its number."""
+    return manifest.parse_manifest(lines, source)
 
 
 def read_manifest(storage: ImageStorage, key: str) -> list[InputItem]:

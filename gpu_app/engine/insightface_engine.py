@@ -79,7 +79,7 @@ class InsightFaceEngine:
         # Decoding overlaps inference on the same cores: onnxruntime's threads must yield, not spin.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # The CPU arena stays on: without it every call maps and faults in its activations afresh
-        # (large buffers are mmapped alone, gpu_app.memory), 28% slower on CPU (issue 18 item 3).
+        # (large buffers are mmapped alone, gpu_app.memory), 28% slower on CPU (BENCHMARKS.md, goal 3).
         try:
             analysis = FaceAnalysis(
                 name=model_pack,

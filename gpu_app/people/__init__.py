@@ -1,4 +1,4 @@
-"""People: faces grouped into identities per collection, named, merged and verified (issue 16).
+"""People: faces grouped into identities per collection, named, merged and verified.
 
 `base` holds the store protocol, `clustering` the density rule (pure functions), `embedded` the
 SQLite store beside the embedded index, `elasticsearch` the store beside an Elasticsearch index,

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from contract.names import COLLECTION_PATTERN, DEFAULT_COLLECTION
 from gpu_app.index import FaceRecord
 from gpu_app.people.base import Person
 from gpu_app.people.directory import ReclusterResult
@@ -104,7 +105,7 @@ class DeletedPersonOut(BaseModel):
 class ReclusterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    collection: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "default"
+    collection: Annotated[str, StringConstraints(pattern=COLLECTION_PATTERN)] = DEFAULT_COLLECTION
 
 
 class ReclusterOut(BaseModel):

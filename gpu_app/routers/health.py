@@ -143,7 +143,7 @@ async def metrics(runtime: RuntimeDep) -> Response:
 
 @protected.get(
     "/test-es",
-    summary="Vector index connectivity (name kept from the seed)",
+    summary="Vector index connectivity (the path's name predates the embedded index; kept for clients)",
     response_model=IndexCheckOut,
     responses={503: {"model": IndexCheckOut | Problem, "description": "Index down, or not ready"}},
 )

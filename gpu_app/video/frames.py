@@ -11,7 +11,8 @@ from typing import Final, Literal
 import cv2
 import numpy as np
 
-VIDEO_SUFFIXES: Final = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+from contract.media import VIDEO_SUFFIXES
+
 # A frame whose small grey thumbnail differs from the previous one by this mean absolute difference
 # (0..1) starts a new shot; fades and camera pans stay well below it.
 DEFAULT_SCENE_CUT: Final = 0.25

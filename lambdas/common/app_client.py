@@ -15,9 +15,9 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from contract.health import AppHealth
 from lambdas.common.aws import client
 from lambdas.common.cache import register_container_cache
-from lambdas.common.messages import AppHealth
 
 HEALTH_TIMEOUT: Final = 5.0
 # The key is re-read after this long, so a rotation reaches a warm container without a restart (a

@@ -7,14 +7,11 @@ import os
 import typing
 from typing import Any, TypeVar
 
+from contract.errors import ConfigError
 from lambdas.common import env
 from lambdas.common.cache import per_container
 
 T = TypeVar("T")
-
-
-class ConfigError(RuntimeError):
-    """The function's environment is missing or malformed: a deployment error, never the caller's."""
 
 
 @dataclasses.dataclass(frozen=True)

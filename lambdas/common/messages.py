@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final, Literal, cast
 
+from contract.limits import MAX_FILES_PER_CONTROLLER_REQUEST
 from lambdas.common.validation import (
     InvalidMessageError,
     optional_collection,
@@ -26,10 +27,6 @@ MAX_MESSAGE_BYTES: Final = 64 * 1024
 MAX_JSON_DEPTH: Final = 32
 # The tokens depth depends on: an escape (skipped, so an escaped quote ends no string), a quote, a bracket.
 _JSON_DEPTH_TOKEN = re.compile(r'\\.|["\[\]{}]')
-MAX_FILES_PER_REQUEST: Final = 1000
-# Keys the controller sends to the app's POST /videos rather than /process (gpu_app/video/frames.py
-# VIDEO_SUFFIXES; a contract test checks both agree).
-VIDEO_EXTENSIONS: Final = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 UNKNOWN: Final = "unknown"
 
 Action = Literal["start", "stop", "status", "start_and_process"]
@@ -172,9 +169,9 @@ class ControllerRequest:
             return cls(action=cast(Action, action), metadata=metadata)
         reject_unknown(payload, ("files", "collection"), f"{field}.payload")
         files = payload.get("files")
-        if not isinstance(files, list) or not 0 < len(files) <= MAX_FILES_PER_REQUEST:
+        if not isinstance(files, list) or not 0 < len(files) <= MAX_FILES_PER_CONTROLLER_REQUEST:
             raise InvalidMessageError(
-                f"{field}.payload.files must be a list of 1..{MAX_FILES_PER_REQUEST} object keys"
+                f"{field}.payload.files must be a list of 1..{MAX_FILES_PER_CONTROLLER_REQUEST} object keys"
             )
         return cls(
             action="start_and_process",
@@ -191,54 +188,6 @@ class ControllerRequest:
             if self.collection is not None:
                 event["payload"]["collection"] = self.collection
         return event
-
-
-def is_video_key(key: str) -> bool:
-    return key.lower().endswith(VIDEO_EXTENSIONS)
-
-
-@dataclasses.dataclass(frozen=True)
-class AppHealth:
-    """The app's `GET /health` body (fields beyond these are kept in `raw`)."""
-
-    status: str
-    ready: bool
-    idle_seconds: float
-    jobs_in_progress: int
-    raw: Mapping[str, Any]
-    # `limits.max_files_per_request`: the most files one /process takes (None: an app too old to say).
-    max_files_per_request: int | None = None
-
-    @classmethod
-    def parse(cls, value: Any) -> AppHealth:
-        if not isinstance(value, dict):
-            raise ValueError("health body is not a JSON object")
-        status, ready = value.get("status"), value.get("ready")
-        idle, jobs = value.get("idle_seconds"), value.get("jobs_in_progress")
-        if not isinstance(status, str) or not isinstance(ready, bool):
-            raise ValueError("health body lacks status/ready")
-        if isinstance(idle, bool) or not isinstance(idle, int | float):
-            raise ValueError("health body lacks a numeric idle_seconds")
-        if isinstance(jobs, bool) or not isinstance(jobs, int):
-            raise ValueError("health body lacks an integer jobs_in_progress")
-        limits = value.get("limits")
-        max_files = limits.get("max_files_per_request") if isinstance(limits, dict) else None
-        if max_files is not None and (
-            isinstance(max_files, bool) or not isinstance(max_files, int) or max_files < 1
-        ):
-            raise ValueError(f"health limits.max_files_per_request is not a positive integer: {max_files!r}")
-        return cls(
-            status=status,
-            ready=ready,
-            idle_seconds=float(idle),
-            jobs_in_progress=jobs,
-            raw=value,
-            max_files_per_request=max_files,
-        )
-
-    @property
-    def starting(self) -> bool:
-        return self.status == "starting"
 
 
 @dataclasses.dataclass(frozen=True)

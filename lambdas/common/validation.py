@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from contract.names import COLLECTION_RULE, is_collection_name
+
 MAX_KEY_LENGTH = 1024  # S3's limit on object keys, in UTF-8 bytes
-# The app's rule for a collection name (gpu_app/schemas.py `Collection`; tests/lambdas/test_contract
-# checks both sides agree): refusing here costs nothing, refusing after a GPU start costs minutes.
-COLLECTION_PATTERN: Final = r"^[A-Za-z0-9._-]{1,64}$"
-_COLLECTION = re.compile(COLLECTION_PATTERN)
 # Controls (C0, DEL, C1 such as U+0085), unpaired surrogates, line and paragraph separators: they
 # break lines in e-mails and logs, or cannot be encoded at all (a surrogate fails every AWS call).
 _UNPRINTABLE_CATEGORIES: Final = frozenset({"Cc", "Cs", "Zl", "Zp"})
@@ -89,16 +86,16 @@ def optional_str(value: Mapping[str, Any], name: str, field: str, max_length: in
 
 
 def optional_collection(value: Mapping[str, Any], name: str, field: str) -> str | None:
-    """A collection name the app accepts (its rule, see COLLECTION_PATTERN), or None when absent."""
+    """A collection name the app accepts (contract/names.py), or None when absent."""
     item = value.get(name)
     if item is None:
         return None
     if not isinstance(item, str):
         raise InvalidMessageError(f"{field}.{name} must be a string, got {type(item).__name__}")
     require_printable(item, f"{field}.{name}")
-    if not _COLLECTION.match(item):
+    if not is_collection_name(item):
         raise InvalidMessageError(
-            f"{field}.{name} {item[:80]!r} must be 1 to 64 of A-Za-z0-9 . _ - (the face service's rule)"
+            f"{field}.{name} {item[:80]!r} must be {COLLECTION_RULE} (the face service's rule)"
         )
     return item
 

@@ -10,12 +10,13 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError, WaiterError
 
+from contract.media import is_video_key
 from lambdas.common import app_client
 from lambdas.common.aws import client, error_code
 from lambdas.common.config import ControllerConfig
 from lambdas.common.instance import InstanceInfo, describe_instance
 from lambdas.common.log import logger
-from lambdas.common.messages import ControllerRequest, is_video_key
+from lambdas.common.messages import ControllerRequest
 from lambdas.common.notify import publish
 
 # Errors after which another instance type (or a later try) may succeed; anything else is raised as is.
@@ -45,8 +46,6 @@ SPOT_START_HINTS: Final = {
     "(cancelled or expired): re-apply Terraform to create the instance again",
 }
 WAITER_DELAY_SECONDS: Final = 5
-# An app whose /health does not publish `limits.max_files_per_request` (older builds) takes 100.
-DEFAULT_MAX_FILES_PER_REQUEST: Final = 100
 # Transient /process failures (unreachable, 5xx, files failed with 5xx) are retried in place before
 # the invocation fails (then Lambda retries it).
 PROCESS_ATTEMPTS: Final = 3
@@ -349,7 +348,7 @@ def run(request: ControllerRequest, config: ControllerConfig, remaining: Remaini
             url = app_client.base_url(info.private_ip, config.app_port, config.app_url_override)
             health, polls = app_client.wait_until_ready(url, min(config.health_timeout_seconds, remaining()))
             mark = lap("ready_seconds", mark)
-            limit = health.max_files_per_request or DEFAULT_MAX_FILES_PER_REQUEST
+            limit = health.files_per_request  # the app's published limit (contract/limits.py)
             outcome |= {"app_url": url, "health_polls": polls}
             images = tuple(name for name in request.files if not is_video_key(name))
             if images:  # videos go to POST /videos, images to /process

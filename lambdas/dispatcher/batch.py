@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
+from contract import batch_job
 from lambdas.common.aws import client, region
 from lambdas.common.config import DispatcherConfig
 from lambdas.common.messages import Metadata
@@ -98,16 +99,16 @@ def job_environment(
     prefix: str,
     extra: Mapping[str, str],
 ) -> dict[str, str]:
-    """The variables every job receives, then the trigger's own."""
+    """The variables every job receives (contract/batch_job.py COMMON), then the trigger's own."""
     return {
-        "ML_INPUT_BUCKET": config.ml_input_bucket,
-        "ML_OUTPUT_BUCKET": config.ml_output_bucket,
-        "OUTPUT_PREFIX": prefix,
-        "COMPUTE_TYPE": resources.compute_type,
-        "TRIGGER_USER": metadata.user,
-        "TRIGGER_PROJECT": metadata.project,
-        "TRIGGER_EXPERIMENT": metadata.experiment,
-        "AWS_DEFAULT_REGION": region(),
+        batch_job.ML_INPUT_BUCKET: config.ml_input_bucket,
+        batch_job.ML_OUTPUT_BUCKET: config.ml_output_bucket,
+        batch_job.OUTPUT_PREFIX: prefix,
+        batch_job.COMPUTE_TYPE: resources.compute_type,
+        batch_job.TRIGGER_USER: metadata.user,
+        batch_job.TRIGGER_PROJECT: metadata.project,
+        batch_job.TRIGGER_EXPERIMENT: metadata.experiment,
+        batch_job.AWS_DEFAULT_REGION: region(),
         **extra,
     }
 
@@ -150,6 +151,6 @@ def submit_job(
         "job_queue": queue,
         "job_definition": definition,
         "compute_type": resources.compute_type,
-        "output_prefix": environment.get("OUTPUT_PREFIX", ""),
+        "output_prefix": environment.get(batch_job.OUTPUT_PREFIX, ""),
         "array_size": array_size,
     }

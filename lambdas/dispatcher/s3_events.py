@@ -22,24 +22,20 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemAlreadyExistsError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from contract import batch_job
+from contract.limits import MAX_FILES_PER_CONTROLLER_REQUEST
+from contract.media import IMAGE_SUFFIXES, MANIFEST_SUFFIXES, VIDEO_SUFFIXES
 from lambdas.common.aws import client
 from lambdas.common.cache import per_container
 from lambdas.common.config import DispatcherConfig, dispatcher_config
 from lambdas.common.log import logger
-from lambdas.common.messages import (
-    MAX_FILES_PER_REQUEST,
-    VIDEO_EXTENSIONS,
-    ControllerRequest,
-    Metadata,
-    TriggerMessage,
-)
+from lambdas.common.messages import ControllerRequest, Metadata, TriggerMessage
 from lambdas.common.validation import InvalidMessageError, plain_key
 from lambdas.dispatcher.batch import JobResources, job_environment, job_name, output_prefix, submit_job
 from lambdas.dispatcher.dead_letter import dead_letter
 from lambdas.dispatcher.triggers.base import DispatchContext
-from lambdas.dispatcher.triggers.face_embedding import IMAGE_EXTENSIONS, FaceEmbeddingTrigger
+from lambdas.dispatcher.triggers.face_embedding import FaceEmbeddingTrigger
 
-MANIFEST_EXTENSIONS: Final = (".jsonl",)
 # Where the dispatcher writes the manifest of a large group of uploaded images (the embedding job
 # reads it from the input bucket); outside the event prefix, so writing it raises no event.
 EVENT_MANIFEST_PREFIX: Final = "manifests/s3-events/"
@@ -182,8 +178,8 @@ def refusal(item: S3Object, config: DispatcherConfig) -> InvalidMessageError | N
             f"object {item.key!r} is outside the event prefix {config.s3_event_prefix!r}",
             "OutsideEventPrefix",
         )
-    if item.suffix not in (*IMAGE_EXTENSIONS, *MANIFEST_EXTENSIONS, *VIDEO_EXTENSIONS):
-        known = ", ".join((*IMAGE_EXTENSIONS, *MANIFEST_EXTENSIONS, *VIDEO_EXTENSIONS))
+    if item.suffix not in (*IMAGE_SUFFIXES, *MANIFEST_SUFFIXES, *VIDEO_SUFFIXES):
+        known = ", ".join((*IMAGE_SUFFIXES, *MANIFEST_SUFFIXES, *VIDEO_SUFFIXES))
         return InvalidMessageError(
             f"object {item.key!r} has type {item.suffix or '(no extension)'!r}, which is not processed; "
             f"known: {known}",
@@ -209,7 +205,7 @@ def _invoke_controller(config: DispatcherConfig, request: ControllerRequest) -> 
 
 
 def route_images(images: Sequence[S3Object], config: DispatcherConfig) -> dict[str, Any]:
-    """Few images: one start_and_process per MAX_FILES_PER_REQUEST keys. Many (over
+    """Few images: one start_and_process per MAX_FILES_PER_CONTROLLER_REQUEST keys. Many (over
     EVENT_BATCH_THRESHOLD): a manifest and one face_embedding Batch job."""
     keys = [item.key for item in images]
     if len(keys) <= config.event_batch_threshold:
@@ -218,11 +214,11 @@ def route_images(images: Sequence[S3Object], config: DispatcherConfig) -> dict[s
                 config,
                 ControllerRequest(
                     action="start_and_process",
-                    files=tuple(keys[start : start + MAX_FILES_PER_REQUEST]),
+                    files=tuple(keys[start : start + MAX_FILES_PER_CONTROLLER_REQUEST]),
                     metadata=EVENT_METADATA,
                 ),
             )
-            for start in range(0, len(keys), MAX_FILES_PER_REQUEST)
+            for start in range(0, len(keys), MAX_FILES_PER_CONTROLLER_REQUEST)
         ]
         return {"route": "gpu_instance", "files": keys, "invocations": invocations}
     digest = _digest(images)
@@ -269,7 +265,11 @@ def route_video(item: S3Object, config: DispatcherConfig) -> dict[str, Any]:
         definition=config.embed_job_definition_gpu,
         resources=resources,
         environment=job_environment(
-            config, resources, EVENT_METADATA, prefix, {"VIDEO_KEY": item.key, "VIDEO_BYTES": str(item.size)}
+            config,
+            resources,
+            EVENT_METADATA,
+            prefix,
+            {batch_job.VIDEO_KEY: item.key, batch_job.VIDEO_BYTES: str(item.size)},
         ),
         command=VIDEO_COMMAND,
     )
@@ -293,7 +293,7 @@ def route_object(item: S3Object, delivery_id: str, config: DispatcherConfig) -> 
         error = refusal(item, config)
         if error is not None:
             raise error
-        manifest = item.suffix in MANIFEST_EXTENSIONS
+        manifest = item.suffix in MANIFEST_SUFFIXES
         routed = route_manifest(item, config) if manifest else route_video(item, config)
     except InvalidMessageError as error:  # also a manifest found bad while counting it
         return reject_object(item, error, delivery_id, config)
@@ -332,7 +332,7 @@ def process_notifications(
             for item in notification.objects:
                 if not claims[position].claim(item):
                     results.append({"status": "duplicate", "key": item.key})
-                elif item.suffix in IMAGE_EXTENSIONS and refusal(item, config) is None:
+                elif item.suffix in IMAGE_SUFFIXES and refusal(item, config) is None:
                     held.append(item)
                 else:
                     result = route_object(item, notification.delivery_id, config)

@@ -173,7 +173,7 @@ def deliveries(event: Any, context: LambdaContext) -> list[Delivery]:
     records = event.get("Records") if isinstance(event, dict) else None
     if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
         if all(r.get("EventSource") == "aws:sns" for r in records):
-            # Imported here: the data classes package costs ~8 ms of every cold start (issue 18).
+            # Imported here: the data classes package costs ~8 ms of every cold start.
             from aws_lambda_powertools.utilities.data_classes import SNSEvent
 
             return [Delivery(record.sns.message, record.sns.message_id) for record in SNSEvent(event).records]

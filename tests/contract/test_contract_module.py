@@ -61,6 +61,7 @@ def test_suffixes_in_any_case() -> None:
     assert is_image_key("a/B.JPG") and not is_image_key("a/b.jpg.txt") and not is_image_key("jpg")
     assert is_video_key("clip.MoV") and not is_video_key("clip.jpg")
     assert is_manifest_key("x/list.JSONL")
+    assert not is_image_key("folder.jpg/")
 
 
 @pytest.mark.parametrize(

@@ -496,9 +496,11 @@ def test_lambda_image_has_every_function_of_the_zips(dockerfiles: dict) -> None:
     dockerfile = dockerfiles["lambda"]
     copied = {copy.value.split()[0].rstrip("/") for copy in dockerfile.of("COPY")}
     assert {f"lambdas/{function}" for function in functions} | {
-        "lambdas/common",
+        *package_lambdas().SHARED_FOLDERS,
         "lambdas/__init__.py",
     } <= copied
+    assert "contract" in package_lambdas().SHARED_FOLDERS  # the Lambdas import it
+
     (cmd,) = dockerfile.of("CMD")
     handler = exec_form(cmd.value)[0]
     module, _, attribute = handler.rpartition(".")
@@ -508,6 +510,12 @@ def test_lambda_image_has_every_function_of_the_zips(dockerfiles: dict) -> None:
     imported = " ".join(i.value for i in dockerfile.of("RUN"))
     for function in functions:
         assert f"lambdas.{function}.handler" in imported
+
+
+@pytest.mark.parametrize("name", ["gpu", "cpu"])
+def test_app_images_carry_the_packages_the_app_imports(name: str, dockerfiles: dict) -> None:
+    copied = {copy.value.split()[0].rstrip("/") for copy in dockerfiles[name].of("COPY")}
+    assert {"gpu_app", "contract"} <= copied
 
 
 def test_lambda_pins_are_the_zip_pins() -> None:

@@ -12,8 +12,6 @@ from typing import Any
 import boto3
 import requests
 
-from gpu_app.video.frames import VIDEO_SUFFIXES
-from lambdas.common.messages import VIDEO_EXTENSIONS
 from lambdas.controller.handler import lambda_handler
 from tests.lambdas.conftest import Configure
 from tests.lambdas.events import LambdaContext
@@ -21,10 +19,6 @@ from tests.lambdas.resources import API_KEY, Stack
 from tests.support.images import sample_bgr, sample_bytes
 from tests.support.live_app import app_env, live_app
 from tests.support.videos import write_clip
-
-
-def test_video_extensions_agree_with_the_app() -> None:
-    assert VIDEO_EXTENSIONS == VIDEO_SUFFIXES
 
 
 def _wait(url: str, video_job_id: str) -> dict[str, Any]:

@@ -151,7 +151,8 @@ def test_materialize_job_depends_on_the_array_and_is_on_by_default(
     assert (final["jobQueue"], final["jobDefinition"]) == (stack.cpu_queue, stack.embed_definition_cpu)
     env = environment_of(final)
     assert env["OUTPUT_PREFIX"] == environment_of(job)["OUTPUT_PREFIX"]  # it reads the shards' outputs
-    assert (env["ARRAY_SIZE"], env["COLLECTION"], env["COMPUTE_TYPE"]) == ("3", "trip", "cpu")
+    assert (env["ARRAY_SIZE"], env["COMPUTE_TYPE"]) == ("3", "cpu")
+    assert "COLLECTION" not in env  # the merge does not read it (contract/batch_job.py)
 
 
 def test_materialize_can_be_turned_off_per_message(dispatch: Dispatcher, stack: Stack) -> None:

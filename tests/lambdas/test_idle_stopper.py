@@ -10,11 +10,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from contract.health import AppHealth
 from lambdas.common.app_client import HealthProbe
 from lambdas.common.aws import client
 from lambdas.common.config import IdleStopperConfig
 from lambdas.common.instance import InstanceInfo
-from lambdas.common.messages import AppHealth
 from lambdas.idle_stopper.handler import lambda_handler
 from lambdas.idle_stopper.service import decide
 from tests.lambdas.conftest import Configure

@@ -7,6 +7,8 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
+from contract import batch_job
+from contract.batch_job import RUNNABLE_SCRIPT_SUFFIXES
 from lambdas.common.aws import client, is_not_found
 from lambdas.common.messages import TriggerMessage
 from lambdas.common.validation import InvalidMessageError, plain_key, readable_key, reject_unknown
@@ -20,10 +22,8 @@ from lambdas.dispatcher.batch import (
 )
 from lambdas.dispatcher.triggers.base import BaseTrigger, DispatchContext
 
-# What the script runner can run (gpu_app/batch/script_runner.py INTERPRETERS; a contract test checks
-# both agree): anything else fails in the job after the queue wait.
-RUNNABLE_SUFFIXES: Final = (".py", ".sh")
-# The original design's EFS cache clean-up (`"operation": "cleanup-cache"`), answered with what applies here.
+# `"operation": "cleanup-cache"` asks to empty a shared EFS model cache, which this deployment does not
+# have: the message is answered with what applies here (gpu_app/batch/cache.py).
 CLEANUP_CACHE_REPLACED: Final = (
     "data.operation 'cleanup-cache' is not needed in this deployment: it has no EFS model cache. Batch "
     "jobs load the model pack from their container image (or MODELS_S3_URI) onto the job's own disk, "
@@ -64,9 +64,10 @@ class BatchJobTrigger(BaseTrigger):
             "data.script_key",
             context.config.input_read_prefixes,
         )
-        if PurePosixPath(self.script_key).suffix not in RUNNABLE_SUFFIXES:
+        # What the script runner runs: anything else would fail in the job after the queue wait.
+        if PurePosixPath(self.script_key).suffix not in RUNNABLE_SCRIPT_SUFFIXES:
             raise InvalidMessageError(
-                f"data.script_key {self.script_key!r} must end in {' or '.join(RUNNABLE_SUFFIXES)} "
+                f"data.script_key {self.script_key!r} must end in {' or '.join(RUNNABLE_SCRIPT_SUFFIXES)} "
                 "(the script runner runs .py with Python and .sh with bash)"
             )
         self.resources = JobResources.parse(data, context.config)
@@ -85,6 +86,6 @@ class BatchJobTrigger(BaseTrigger):
             definition=config.script_job_definition_gpu if gpu else config.script_job_definition_cpu,
             resources=self.resources,
             environment=job_environment(
-                config, self.resources, self.message.metadata, prefix, {"SCRIPT_KEY": self.script_key}
+                config, self.resources, self.message.metadata, prefix, {batch_job.SCRIPT_KEY: self.script_key}
             ),
         )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
+from contract import batch_job
+from contract.manifest import ManifestError, iter_manifest
+from contract.media import is_image_key
+from contract.names import DEFAULT_COLLECTION
 from lambdas.common.aws import client, is_not_found
 from lambdas.common.messages import TriggerMessage
 from lambdas.common.validation import (
@@ -28,26 +31,21 @@ from lambdas.dispatcher.batch import (
 )
 from lambdas.dispatcher.triggers.base import BaseTrigger, DispatchContext
 
-IMAGE_EXTENSIONS: Final = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MAX_ARRAY_SIZE: Final = 10_000  # AWS Batch's limit; Batch's minimum array size is 2
 MAX_IMAGES_PER_CHILD: Final = 1_000_000
-DEFAULT_COLLECTION: Final = "default"
 # After the embedding job: one final.parquet, people clustered across the job (gpu_app/batch/materialize.py).
 MATERIALIZE_COMMAND: Final = ("python", "-m", "gpu_app.batch", "materialize")
 
 
 def count_images_under(bucket: str, prefix: str) -> int:
     pages = client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return sum(
-        1
-        for page in pages
-        for item in page.get("Contents", [])
-        if item["Key"].lower().endswith(IMAGE_EXTENSIONS)
-    )
+    # The images the embedding job's children list (gpu_app/batch/sharding.py, the same contract rule).
+    return sum(1 for page in pages for item in page.get("Contents", []) if is_image_key(item["Key"]))
 
 
 def count_manifest_entries(bucket: str, key: str) -> int:
-    """Lines of `{"key": ...}` JSON objects or plain keys; blank lines are skipped. Streamed."""
+    """The images a manifest lists, as the embedding job's children will read it (contract/manifest.py:
+    a key listed twice is one image), each key checked like a key in a message. Streamed."""
     try:
         body = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
     except ClientError as exc:
@@ -56,28 +54,14 @@ def count_manifest_entries(bucket: str, key: str) -> int:
                 f"manifest {key!r} does not exist in s3://{bucket}", "InputNotFound"
             ) from None
         raise
+    lines = (raw.decode("utf-8", "replace") for raw in body.iter_lines())
     count = 0
-    for number, raw_line in enumerate(body.iter_lines(), start=1):
-        line = raw_line.decode("utf-8", "replace").strip()
-        if not line:
-            continue
-        entry_key: Any = line
-        if line.startswith("{"):
-            try:
-                entry = json.loads(line)
-            except (ValueError, RecursionError):
-                entry = None
-            if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or not entry["key"]:
-                raise InvalidMessageError(
-                    f"manifest {key!r} line {number} is neither a plain key nor a JSON object with a 'key'",
-                    "InvalidManifest",
-                )
-            entry_key = entry["key"]
-        try:  # every line names an object of the input bucket, checked like a key in a message
-            plain_key(entry_key, f"manifest {key!r} line {number}: key")
-        except InvalidMessageError as error:
-            raise InvalidMessageError(error.reason, "InvalidManifest") from None
-        count += 1
+    try:
+        for entry in iter_manifest(lines, f"manifest {key!r}"):
+            plain_key(entry.key, f"manifest {key!r} line {entry.line}: key")
+            count += 1
+    except (ManifestError, InvalidMessageError) as error:
+        raise InvalidMessageError(str(error), "InvalidManifest") from None
     return count
 
 
@@ -134,7 +118,9 @@ class FaceEmbeddingTrigger(BaseTrigger):
             )
         name = job_name("embed", self.message.metadata, self.context.idempotency_key)
         source_env = (
-            {"MANIFEST_KEY": self.manifest_key} if self.manifest_key else {"INPUT_PREFIX": self.prefix or ""}
+            {batch_job.MANIFEST_KEY: self.manifest_key}
+            if self.manifest_key
+            else {batch_job.INPUT_PREFIX: self.prefix or ""}
         )
         gpu = self.resources.compute_type == "gpu"
         prefix = output_prefix(self.message.metadata, name)
@@ -149,9 +135,9 @@ class FaceEmbeddingTrigger(BaseTrigger):
                 self.message.metadata,
                 prefix,
                 {
-                    "COLLECTION": self.collection,
-                    "IMAGE_COUNT": str(count),
-                    "IMAGES_PER_CHILD": str(self.images_per_child),
+                    batch_job.COLLECTION: self.collection,
+                    batch_job.IMAGE_COUNT: str(count),
+                    batch_job.IMAGES_PER_CHILD: str(self.images_per_child),
                     **source_env,
                 },
             ),
@@ -175,7 +161,7 @@ class FaceEmbeddingTrigger(BaseTrigger):
                 resources,
                 self.message.metadata,
                 prefix,
-                {"COLLECTION": self.collection, "ARRAY_SIZE": str(shards)},
+                {batch_job.ARRAY_SIZE: str(shards)},  # it merges the shards; their rows carry the collection
             ),
             command=MATERIALIZE_COMMAND,
             depends_on=embed_job_id,
