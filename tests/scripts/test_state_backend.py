@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -13,7 +14,7 @@ from botocore.exceptions import ClientError
 from tests.scripts.test_scripts import calls, deploy_env, run, script_env  # noqa: F401 (fixture)
 
 
-def aws(endpoint: str, service: str):
+def aws(endpoint: str, service: Literal["s3", "dynamodb"]) -> Any:
     return boto3.client(service, endpoint_url=endpoint, region_name="eu-west-1")
 
 

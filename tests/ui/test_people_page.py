@@ -276,6 +276,7 @@ def test_people_at_phone_width_fit_and_nothing_moves(
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=screenshot_dir / "phone-people.png", full_page=True)
     person_id = page.locator("#people-grid .person").first.get_attribute("data-person-id")
+    assert person_id is not None
     open_person(page, person_id)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=screenshot_dir / "phone-person.png", full_page=True)

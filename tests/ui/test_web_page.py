@@ -18,7 +18,7 @@ from tests.support.live_app import App
 from tests.ui.conftest import API_KEY, face_record, reencoded_sample, wait_image_shown
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import FilePayload, Page
 
 OpenPage = Callable[..., "Page"]
 SAMPLE_FACES = 6
@@ -31,14 +31,12 @@ def test_upload_many_shows_each_file_and_a_broken_one_fails_alone(
     # The key is entered once in the page, and kept for the tab.
     page.fill("#api-key", API_KEY)
     page.click("#key-form button[type=submit]")
-    page.set_input_files(
-        "#upload-input",
-        [
-            {"name": "t1.jpg", "mimeType": "image/jpeg", "buffer": sample_bytes()},
-            {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"this is not an image"},
-            {"name": "copy.jpg", "mimeType": "image/jpeg", "buffer": reencoded_sample()},
-        ],
-    )
+    files: list[FilePayload] = [
+        {"name": "t1.jpg", "mimeType": "image/jpeg", "buffer": sample_bytes()},
+        {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"this is not an image"},
+        {"name": "copy.jpg", "mimeType": "image/jpeg", "buffer": reencoded_sample()},
+    ]
+    page.set_input_files("#upload-input", files)
     rows = page.locator("#upload-list .file")
     page.wait_for_function(
         "() => [...document.querySelectorAll('#upload-list .file')]"
@@ -76,10 +74,9 @@ def assert_same_face_ranked_first(page: Page, app: App, face_id: str, copy_id: s
     assert float(best.locator(".similarity").inner_text()) > 0.99
     if matches.count() > 1:
         assert float(matches.nth(1).locator(".similarity").inner_text()) < 0.99
-    query, found = (
-        face_record(app, face_id)["bbox"],
-        face_record(app, best.get_attribute("data-face-id"))["bbox"],
-    )
+    best_face_id = best.get_attribute("data-face-id")
+    assert best_face_id is not None
+    query, found = face_record(app, face_id)["bbox"], face_record(app, best_face_id)["bbox"]
     assert max(abs(a - b) for a, b in zip(query, found, strict=True)) < 4  # pixels: the same place
 
 
@@ -90,6 +87,7 @@ def test_clicking_a_face_finds_that_face_first(
     wait_image_shown(page)
     face = page.locator("#image-box .face").nth(2)
     face_id = face.get_attribute("data-face-id")
+    assert face_id is not None
     face.click()
     assert page.url.endswith(f"#/search?face={face_id}")
     assert_same_face_ranked_first(page, ui_app, face_id, stored["copy.jpg"])
