@@ -41,7 +41,8 @@ RUN_MARKER: Final = "LOCAL_STACK_RUN_ID"
 class ClientSource(Protocol):
     """A boto3 Session, or LocalAws: anything that hands out clients."""
 
-    def client(self, service: str, /) -> Any: ...
+    # Any signature: boto3's Session.client is typed one overload per service name, no plain str.
+    def client(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 class NotLocalError(RuntimeError):
