@@ -16,9 +16,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from contract import batch_job, health, limits, media, names
 from contract.errors import ConfigError
-from gpu_app.batch.__main__ import build_parser
 from gpu_app.batch.script_runner import INTERPRETERS
 from gpu_app.batch.sharding import read_manifest
+from gpu_app.config import Settings
 from gpu_app.engine.insightface_engine import InsightFaceEngine
 from gpu_app.main import create_app
 from gpu_app.schemas import Collection, HealthOut, Limits
@@ -108,8 +108,6 @@ def test_the_apps_health_model_has_the_contracts_fields_and_types() -> None:
 
 
 def test_the_apps_default_limit_is_the_contracts() -> None:
-    from gpu_app.config import Settings
-
     assert Settings.model_fields["max_files_per_request"].default == limits.MAX_FILES_PER_REQUEST
 
 
@@ -161,16 +159,15 @@ def test_a_bad_manifest_line_is_refused_by_both_with_the_same_reason(
 
 
 # --- Batch job environment: what the dispatcher sets is what the job reads ---------------------------
-def parsed(command: str, environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """The job's arguments (`python -m gpu_app.batch <command>`) under exactly `environment`."""
+def job_settings(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What `python -m gpu_app.batch` commands run with (their settings, read from the environment)
+    under exactly `environment` among the contract's names."""
     with monkeypatch.context() as scope:
         for name in all_names():
             scope.delenv(name, raising=False)
         for name, value in environment.items():
             scope.setenv(name, value)
-        arguments = vars(build_parser().parse_args([command]))
-    arguments.pop("func")
-    return arguments
+        return Settings().model_dump()
 
 
 def all_names() -> set[str]:
@@ -184,10 +181,10 @@ def changed(value: str) -> str:
 def assert_read(command: str, environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Every variable of `environment` but the labels changes what the job runs with."""
     assert set(environment) <= batch_job.COMMON | batch_job.COMMAND_ENVIRONMENT[command], command
-    full = parsed(command, environment, monkeypatch)
+    read = job_settings(environment, monkeypatch)
     for name in set(environment) - batch_job.LABELS:
         other = environment | {name: changed(environment[name])}
-        assert parsed(command, other, monkeypatch) != full, f"{command} does not read {name}"
+        assert job_settings(other, monkeypatch) != read, f"{command}: the job does not read {name}"
 
 
 def job_command(job: dict[str, Any]) -> str:
