@@ -117,12 +117,15 @@ def child_environment(
 class LocalAws:
     """boto3 clients for the stack's own calls, all on moto; every request is checked to stay local."""
 
-    def __init__(self, moto_url: str) -> None:
+    def __init__(self, moto_url: str, credentials: Mapping[str, str] | None = None) -> None:
+        """`credentials` (a role's, as `role_credentials` gives them): calls made as that role, which
+        moto checks against its policies; default: the operator's fake credentials."""
         self.moto_url = require_loopback(moto_url)
+        keys = dict(credentials or FAKE_CREDENTIALS)
         self.session = boto3.session.Session(
-            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=keys["AWS_SESSION_TOKEN"],
             region_name=REGION,
         )
         self.session.events.register("before-send", self._guard)

@@ -1,6 +1,6 @@
 """moto's server as the local stack runs it: `python -m local_stack.moto_server -p PORT`.
 
-The same moto 5.2.5 server (`python -m moto.server`), with six differences from moto, each one a
+The same moto 5.2.5 server (`python -m moto.server`), with seven differences from moto, each one a
 place where moto does not behave as AWS does and the stack would otherwise diverge from AWS:
 
 - **MonitorInstances / UnmonitorInstances** raise NotImplementedError in moto (HTTP 500). The AWS
@@ -22,6 +22,11 @@ place where moto does not behave as AWS does and the stack would otherwise diver
   without Docker) in a placeholder event. Here the event Lambda builds (the real subscription and
   topic ARNs, message id and attributes) is sent to the local Lambda host as an asynchronous
   invocation, which is how SNS invokes Lambda.
+- **SQS -> Lambda**: moto delivers a message to the function of an SQS event source mapping the
+  moment it is sent (its own Lambda, one message per invocation, deleted whatever the function
+  answered): no batching window, no batch, no partial batch response. Here the mapping is kept
+  (ListEventSourceMappings shows it as Terraform created it) but moto no longer delivers; the local
+  stack's pollers do, as Lambda's do (`local_stack/event_sources.py`).
 - **Batch job states**: moto without Docker marks a job SUCCEEDED at once and runs nothing. The local
   executor runs the job and reports its real state here (`POST /_local/batch/jobs/<id>` with
   `{"status", "statusReason"}`), so `aws batch list-jobs --job-status RUNNING` and describe-jobs show
@@ -233,6 +238,23 @@ def patch_sns_lambda_delivery(lambda_url: str) -> None:
     Subscription.publish = publish  # type: ignore[method-assign,assignment]
 
 
+def patch_sqs_event_source_delivery() -> None:
+    """Keep SQS event source mappings, but take their queues' delivery away from moto."""
+    from moto.awslambda.models import LambdaBackend
+    from moto.sqs.models import sqs_backends
+
+    original = LambdaBackend.create_event_source_mapping
+
+    def create(self: Any, spec: dict[str, Any]) -> Any:
+        mapping = original(self, spec)
+        for queue in sqs_backends[self.account_id][self.region_name].queues.values():
+            if queue.queue_arn == mapping.event_source_arn:
+                queue.lambda_event_source_mappings.pop(mapping.function_arn, None)
+        return mapping
+
+    LambdaBackend.create_event_source_mapping = create  # type: ignore[method-assign]
+
+
 def _deliver(lambda_url: str, function_arn: str, event: dict[str, Any]) -> None:
     name = urllib.parse.quote(function_arn, safe="")
     request = urllib.request.Request(  # noqa: S310 - the stack's loopback Lambda host
@@ -294,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     patch_bucket_policy_conditions()
     patch_s3_action_names()
     patch_iam_enforcement()
+    patch_sqs_event_source_delivery()
     lambda_url = os.environ.get(LAMBDA_URL_VARIABLE)
     if lambda_url:
         patch_sns_lambda_delivery(lambda_url)

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from local_stack.banner import banner
 from local_stack.batch_executor import BatchExecutor
+from local_stack.event_sources import sqs_pollers
 from local_stack.events import batch_state_change
 from local_stack.host import FunctionSpec, LambdaHost, runtime_variables
 from local_stack.local_aws import (
@@ -154,6 +155,10 @@ class LocalStack:
                         self.console.sink("schedule"),
                     )
                 )
+        # Lambda's pollers of the SQS event source mappings (the S3 event queue's batching window).
+        pollers = sqs_pollers(aws, self.moto_url, host, self.console.sink("sqs"))
+        host.add_view("/local/event-sources", lambda: [poller.snapshot() for poller in pollers])
+        self._loops.extend(pollers)
         for loop in self._loops:
             loop.start()
         self.console.line(

@@ -326,6 +326,8 @@ def names_from_outputs(outputs: dict[str, Any], moto_url: str) -> dict[str, str]
         "trigger_topic_arn": outputs["trigger_events_topic_arn"],
         "trigger_dlq_url": outputs["trigger_dlq_url"],
         "monitor_dlq_url": outputs["monitor_dlq_url"],
+        "s3_event_queue_url": outputs["s3_event_queue_url"],
+        "s3_event_dlq_url": outputs["s3_event_dlq_url"],
         "notifications_local_queue_url": f"{moto_url}/123456789012/{prefix}-notifications-local",
         "gpu_instance_id": outputs["gpu_instance_id"],
         "gpu_instance_log_group": outputs["gpu_instance_log_group_name"],

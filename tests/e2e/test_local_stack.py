@@ -240,8 +240,13 @@ def test_bad_messages_are_dead_lettered_and_duplicates_run_once(
     local_stack.cli.publish(topic, duplicate)
 
     dead: list[dict[str, Any]] = []
+
+    def two_dead_letters() -> bool:
+        dead.extend(local_stack.cli.receive(local_stack.queue_url("trigger_dlq")))
+        return len(dead) >= 2
+
     wait_for(
-        lambda: dead.extend(local_stack.cli.receive(local_stack.queue_url("trigger_dlq"))) or len(dead) >= 2,
+        two_dead_letters,
         60,
         "two dead letters",
     )
@@ -403,7 +408,7 @@ def test_an_upload_under_the_event_prefix_reaches_the_dispatcher(
         return sum(event["message"].startswith("START RequestId:") for event in events)
 
     before = invocations()
-    # enable_s3_event_notifications: S3 notification -> trigger topic -> the dispatcher's subscription.
+    # enable_s3_event_notifications: S3 notification -> S3 event queue -> the dispatcher's mapping.
     upload(local_stack, tmp_path, "incoming/event.jpg", IMAGES["a_original.jpg"])
 
     wait_for(lambda: invocations() > before, 60, "the S3 event to invoke the dispatcher")
