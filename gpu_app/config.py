@@ -22,6 +22,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, fiel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.limits import MAX_FILES_PER_REQUEST
+from contract.names import DEFAULT_COLLECTION
 
 # Cosine similarity above which two faces are taken as the same person, per model pack.
 # offline_sc (MobileFace V3, 256-d): different people reach 0.53 on the sample set, the same person
@@ -138,7 +139,7 @@ class BatchJobSettings(BaseModel):
     output_prefix: str | None = Field(None, description="A job's outputs go under it (unique per job)")
     input_prefix: str | None = Field(None, description="embed: every image under it ('' = whole bucket)")
     manifest_key: str | None = Field(None, description="embed: the images a manifest lists")
-    collection: str = Field("default", description="embed, video: collection of the indexed faces")
+    collection: str = Field(DEFAULT_COLLECTION, description="embed, video: collection of the indexed faces")
     aws_batch_job_array_index: int | None = Field(None, ge=0, description="Set by AWS Batch: this child")
     aws_batch_job_array_size: int | None = Field(None, ge=1, description="Set by AWS Batch: the children")
     aws_batch_job_id: str | None = Field(None, description="Set by AWS Batch; recorded in job summaries")

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 # The exit codes and the configuration error are the contract's (the dispatcher and the monitor read them).
 from contract.batch_job import EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from contract.errors import ConfigError
+from contract.names import COLLECTION_RULE, is_collection_name
 
 __all__ = [
     "EXIT_CONFIG",
@@ -23,6 +24,7 @@ __all__ = [
     "ConfigError",
     "output_key",
     "require",
+    "require_collection",
 ]
 
 
@@ -31,6 +33,14 @@ def require(settings: Iterable[tuple[str, str, str | None]]) -> None:
     missing = [f"{env} (or {flag})" for env, flag, value in settings if not value]
     if missing:
         raise ConfigError(f"set {', '.join(missing)}")
+
+
+def require_collection(name: str) -> None:
+    """The app's collection rule (contract.names): a job indexes nothing the API would refuse."""
+    if not is_collection_name(name):
+        raise ConfigError(
+            f"COLLECTION (or --collection) {name!r} is not a collection name ({COLLECTION_RULE})"
+        )
 
 
 def output_key(prefix: str, name: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpu_app.batch import ConfigError, output_key, require
+from contract.names import DEFAULT_COLLECTION
+from gpu_app.batch import ConfigError, output_key, require, require_collection
 from gpu_app.batch.sharding import shard_bounds
 from gpu_app.config import Settings
 
@@ -17,7 +18,7 @@ class EmbedConfig:
     output_prefix: str
     input_prefix: str | None = None
     manifest_key: str | None = None
-    collection: str = "default"
+    collection: str = DEFAULT_COLLECTION
     array_index: int = 0
     array_size: int = 1
     batch_size: int = 32
@@ -53,6 +54,7 @@ class EmbedConfig:
             raise ConfigError(f"MAX_FAILED_FRACTION must be within 0..1, got {self.max_failed_fraction}")
         if self.retries < 0 or self.retry_backoff < 0:
             raise ConfigError("CHUNK_RETRIES and RETRY_BACKOFF must not be negative")
+        require_collection(self.collection)
 
     def output_key(self, name: str) -> str:
         return output_key(self.output_prefix, name)

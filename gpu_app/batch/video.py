@@ -14,7 +14,7 @@ import logging
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from gpu_app.batch import EXIT_FAILED, EXIT_OK, ConfigError, require
+from gpu_app.batch import EXIT_FAILED, EXIT_OK, ConfigError, require, require_collection
 from gpu_app.config import Settings
 from gpu_app.index.base import DEFAULT_COLLECTION
 
@@ -45,6 +45,7 @@ class VideoJobConfig:
             raise ConfigError(
                 "VIDEO_SAMPLE_RATE, VIDEO_SEGMENT_SECONDS and VIDEO_MAX_SECONDS must be positive"
             )
+        require_collection(self.collection)
 
 
 def run_video(config: VideoJobConfig, settings: Settings) -> int:

@@ -46,3 +46,14 @@ def test_an_empty_optional_variable_is_unset(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("MANIFEST_KEY", " ")
     arguments = resolved(["embed"])
     assert arguments["image_count"] is None and arguments["manifest_key"] is None
+
+
+@pytest.mark.parametrize("command", ["embed", "video"])
+def test_a_collection_the_app_would_refuse_is_a_configuration_error(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked before any bucket is read: the job never indexes faces the API could not address."""
+    argv = [command, "--input-bucket", "in", "--output-bucket", "out", "--output-prefix", "jobs/x/"]
+    argv += ["--input-prefix", "p/"] if command == "embed" else ["--video-key", "v.mp4"]
+    assert main([*argv, "--collection", "hall 2"]) == EXIT_CONFIG
+    assert "not a collection name" in capsys.readouterr().err
