@@ -232,7 +232,12 @@ def _session(**credentials: str) -> boto3.session.Session:
         "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     }
-    return boto3.session.Session(region_name="us-east-1", **keys)
+    return boto3.session.Session(
+        region_name="us-east-1",
+        aws_access_key_id=keys["aws_access_key_id"],
+        aws_secret_access_key=keys["aws_secret_access_key"],
+        aws_session_token=keys.get("aws_session_token"),
+    )
 
 
 def test_monitor_instances_answers_as_ec2_does(local_moto: tuple[str, _Receiver]) -> None:

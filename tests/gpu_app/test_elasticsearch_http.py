@@ -743,7 +743,7 @@ def _b64(text: str) -> str:
     ],
     ids=["encoded-api-key", "id-and-api-key", "basic"],
 )  # fmt: skip
-def test_authorization_header(overrides: dict[str, str], header: str) -> None:
+def test_authorization_header(overrides: dict[str, Any], header: str) -> None:
     with FakeElasticsearch(expected_authorization=header) as server:
         opened(server, **overrides)
         assert {r.headers.get("authorization") for r in server.requests} == {header}

@@ -194,7 +194,7 @@ def storage_client(tmp_path: Path, engine: Any) -> Iterator[tuple[TestClient, Sw
 def upload_one(client: TestClient, data: bytes, name: str = "t1.jpg", **form: str) -> dict[str, Any]:
     response = client.post("/upload-images/", files=[("files", (name, data))], data=form)
     assert response.status_code == 200, response.text
-    return response.json()["results"][0]  # type: ignore[no-any-return]
+    return response.json()["results"][0]
 
 
 def test_storage_down_on_image_lookup_and_delete_answers_503(

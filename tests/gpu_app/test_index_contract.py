@@ -123,7 +123,7 @@ def unit(rng: np.random.Generator, dim: int) -> np.ndarray:
 def at_cosine(query: np.ndarray, cosine: float, rng: np.random.Generator) -> np.ndarray:
     """A unit vector whose cosine with the unit `query` is `cosine`."""
     q = query.astype(np.float64)
-    other = rng.standard_normal(q.shape[0])
+    other = rng.standard_normal(q.shape)
     other -= (other @ q) * q
     other /= np.linalg.norm(other)
     vector = cosine * q + np.sqrt(1 - cosine**2) * other

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -74,7 +76,7 @@ def test_stored_faces_and_a_chosen_face_of_a_group_photo(client: TestClient) -> 
 
 def test_bad_requests_are_clear_4xx(client: TestClient, labelled: list[LabelledImage]) -> None:
     face = of(labelled, "t1-0")[0]
-    cases = [
+    cases: list[tuple[dict[str, Any], int, str]] = [
         (
             dict(files={"file_a": ("a.jpg", face), "file_b": ("b.jpg", blank_jpeg())}),
             422,

@@ -237,7 +237,13 @@ def test_transient_error_raises_for_a_retry_that_then_submits_once(
             raise ClientError(
                 {
                     "Error": {"Code": "ServerException", "Message": "internal"},
-                    "ResponseMetadata": {"HTTPStatusCode": 500},
+                    "ResponseMetadata": {
+                        "HTTPStatusCode": 500,
+                        "RequestId": "flaky",
+                        "HostId": "",
+                        "HTTPHeaders": {},
+                        "RetryAttempts": 0,
+                    },
                 },
                 "SubmitJob",
             )
