@@ -62,6 +62,7 @@ def test_missing_or_stale_cache_is_rebuilt_from_sqlite(tmp_path: Path) -> None:
     index.close()  # cache saved at this generation
     index = opened(tmp_path)
     index.add(data[20:])
+    assert index._db is not None
     index._db.close()
     index._db = None
     stale = opened(tmp_path)
@@ -222,6 +223,7 @@ def test_stale_or_outgrown_approximate_index_is_rebuilt(tmp_path: Path) -> None:
     writer = approximate(tmp_path)
     extra = clustered(16, seed=6, prefix="x")
     writer.add(extra)
+    assert writer._db is not None
     writer._db.close()  # a crash: the saved cache is now a generation behind
     writer._db = None
     reopened = approximate(tmp_path)

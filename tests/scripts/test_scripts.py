@@ -21,7 +21,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -185,7 +185,7 @@ def trigger_topic(aws_endpoint: str) -> TriggerTopic:
 def dispatcher_accepts(message: dict) -> None:
     """The dispatcher's own parsing and trigger validation (no AWS call happens before execute())."""
     defaults = lambda_env.DISPATCHER
-    values = {}
+    values: dict[str, Any] = {}
     for item in dataclasses.fields(DispatcherConfig):
         default = defaults[item.name.upper()]
         values[item.name] = (int(default) if item.type == "int" else default) if default is not None else "x"

@@ -213,7 +213,7 @@ def test_parsers_report_runs_and_failures() -> None:
     example = uncommented_example('a = 1\n# b = "x" # why\n# Just a comment = not a setting\n#   c = [1]\n')
     assert example == {"a": 1, "b": "x", "c": [1]}
 
-    runs = {
+    runs: dict[tuple[str, str], dict[str, Any]] = {
         ("a", "edges"): {"variables": [{"x": 1}]},
         ("a", "refused"): {"variables": [{"x": 0}], "expect_failures": ["${var.x}"]},
         ("a", "module"): {"module": [{"source": "./m"}], "variables": [{"y": 1}]},

@@ -436,7 +436,7 @@ def check_instances(module: Module) -> list[str]:
 
 
 def _key_policy_documents(module: Module) -> set[str]:
-    documents = set()
+    documents: set[str] = set()
     for (type_name, _), body in module.resources.items():
         if type_name in {"aws_kms_key", "aws_kms_key_policy"}:
             documents.update(name for _, name in _DATA_REF.findall(" ".join(strings(body.get("policy", "")))))
@@ -463,8 +463,8 @@ def check_iam_policies(module: Module) -> list[str]:
             actions = [str(action) for action in statement.get("actions", [])]
             for action in actions:
                 if _WILDCARD_ACTION.match(action):
-                    document = f"data.aws_iam_policy_document.{name}"
-                    problems.append(f"{module.name}: {document} allows the wildcard action {action}")
+                    reference = f"data.aws_iam_policy_document.{name}"
+                    problems.append(f"{module.name}: {reference} allows the wildcard action {action}")
             if statement.get("resources") == ["*"] and name not in key_policies:
                 unscoped = sorted(set(actions) - UNSCOPABLE_ACTIONS)
                 if unscoped:
