@@ -357,7 +357,8 @@ def stage_breakdown(
 
 
 def profile(pipeline: Pipeline, images: Sequence[BenchImage]) -> Path:
-    """cProfile of one pass (calling thread only: decode threads show up as waiting in map)."""
+    """cProfile of one pass, of the calling thread only: what the ingest and inference workers do
+    shows up as waiting (the stage breakdown times them); what is left is index and people."""
     profiler = cProfile.Profile()
     profiler.runcall(pipeline.run, images)
     BUILD.mkdir(parents=True, exist_ok=True)

@@ -354,14 +354,18 @@ GOALS = [
 
 
 LIMITS = {
-    "pipeline / model floor (overhead factor)": "Images go to inference one by one as they are "
-    "decoded (so a request's pixels are never all held at once), and decoding then competes with the "
-    "model's two threads for the two cores. onnxruntime's threads now yield instead of spinning: "
-    "under load that made the pipeline 1.4-1.5x the pre-overlap one (612b2b2, overhead 0.96-1.10x); "
-    "on a quiet machine it stays ~0.7x of it (0.61x with spinning): see the --ref ratio in section 1.",
-    "pipeline vs naive (throughput)": "Bounded by naive / floor (section 2): even a pipeline at the "
-    "model floor is only that much faster than the naive loop; and the decode/inference contention "
-    "of the row above.",
+    "pipeline / model floor (overhead factor)": "What is left beside the model shares the two cores "
+    "and one GIL with it: on the inference worker its own Python (letterbox, box decoding, alignment: "
+    "3-4 ms of an image's ~15-20 ms, stage breakdown in section 2), beside it the ingest workers' "
+    "decode, thumbnails, sidecar and writes, then each request's index and people placement (once, "
+    "after its images). The floor's sessions spin (fixed when the goal was set), the app's yield to "
+    "the workers: on a quiet machine that alone puts the floor ahead; under load the floor falls "
+    "behind (factor below 1). Tried and measured slower here (same-run --ref, under load): "
+    "letterboxing on the workers 0.73-0.82x, indexing and placing image by image as stored "
+    "0.69-0.74x, spinning threads 0.41x.",
+    "pipeline vs naive (throughput)": "Bounded by naive / floor (section 2): a pipeline at the "
+    "floor would be that much faster than the naive loop, and this one runs at the overhead factor "
+    "of the row above it.",
     "query_p95_ms_1000k_512": "Two shared cores under other jobs: p50 is a few ms and numpy exact is "
     "~100x slower in the same run; the p95 tail is scheduling noise on a loaded machine.",
     "recall10_1000k_512": "The 9th and 10th exact neighbours of a synthetic face are strangers at "
@@ -370,11 +374,11 @@ LIMITS = {
     "insert_per_s_1000k_512": "A bare FAISS add into the same IVF (each vector scored against "
     "1,024 list centroids) is itself near 50k/s on these cores; the index adds durable SQLite "
     "writes and retraining within the 5x of the row above.",
-    "peak RSS while serving / RSS when ready": "The ready process (offline pack: 180 MB) is small and "
-    "has never run the model, so one request's transients dominate, already at concurrency 1: a large "
-    "image's encoded body, decoded pixels and converted copy (tens of MB each) and the detector's "
-    "working set. Capping glibc heaps at process start took a quick run from 2.5x to 2.0x; dropping "
-    "onnxruntime's CPU arena would save ~0.1x more but costs 28% of engine throughput.",
+    "peak RSS while serving / RSS when ready": "The ready process holds the warmed model (one "
+    "detection and one full recognition batch before /ready; offline_sc ~300 MB); serving adds one "
+    "image's transients per ingest worker (2 on these cores): its encoded body, decoded pixels and "
+    "the detector's working set. Without the warm-up the same bench gave 2.2x (ready 180 MB, peak "
+    "~400 MB); before the ingest workers (4 decode threads and a second decode for thumbnails) 3.4x.",
     "cold import dispatcher vs import boto3": "Every handler pays Powertools' package import "
     "(its Logger pulls in metrics and tracing) and the shared pydantic/config modules; the SNS data "
     "classes are now imported only for SNS deliveries.",
