@@ -135,4 +135,5 @@ def face_thumbnail(service: FaceService, face_id: str) -> bytes | None:
         except StorageError as exc:
             log.warning("thumbnails of image %s not stored: %s", record.image_id, exc)
         strip = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
+        assert strip is not None, "the strip just encoded decodes"
     return encode_jpeg(strip[:, index * THUMBNAIL_SIDE : (index + 1) * THUMBNAIL_SIDE])
