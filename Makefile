@@ -66,7 +66,7 @@ format: venv ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: venv checkov-venv lint ## The whole test suite (lint, type check, unit, integration, end-to-end)
+test: venv checkov-venv lint typecheck ## The whole test suite (lint, type check, unit, integration, end-to-end)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean: ## Remove virtual environments, build output and local state
