@@ -169,8 +169,8 @@ def thumbnail_strip(decoded: DecodedImage, faces: Sequence[DetectedFace]) -> byt
         return None
     try:
         return strip_of(decoded, [face.bbox for face in faces])
-    except ValueError as exc:
-        log.warning("face thumbnails not made (made on request instead): %s", exc)
+    except Exception:  # best effort (cv2.error is no ValueError): never costs the image
+        log.exception("face thumbnails not made (made on request instead)")
         return None
 
 
@@ -286,7 +286,7 @@ class FaceService:
             # written once for the whole request.
             stored = [
                 item
-                for item in self._decoder.map(lambda w: self._ingest(w, collection, created_at), work)
+                for item in self._decoder.map(lambda w: self._ingest_alone(w, collection, created_at), work)
                 if item is not None
             ]
             if stored:
@@ -296,6 +296,16 @@ class FaceService:
             return [w.outcome for w in work]
         finally:
             self.activity.end()
+
+    def _ingest_alone(self, w: _Work, collection: str, created_at: str) -> tuple[_Work, Sidecar, str] | None:
+        """`_ingest`, where an unexpected error fails this image alone: the request's other images
+        are still indexed (a stored one is recoverable by `reindex`; a retry upserts)."""
+        try:
+            return self._ingest(w, collection, created_at)
+        except Exception as exc:
+            log.exception("ingest of %s failed", w.name)
+            w.fail(500, f"processing failed: {type(exc).__name__}: {exc}")
+            return None
 
     def _ingest(self, w: _Work, collection: str, created_at: str) -> tuple[_Work, Sidecar, str] | None:
         """Decode, infer, cut the thumbnails while the pixels are there, release them, store."""

@@ -79,3 +79,44 @@ def test_ingest_concurrency_follows_the_cores() -> None:
     assert ingest_workers(cuda=False, cores=16) == 8
     assert ingest_workers(cuda=True, cores=4) == 8
     assert ingest_workers(cuda=True, cores=16) == 32
+
+
+def test_a_failure_inside_one_images_ingest_fails_that_image_alone(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error on one image's worker (here while storing the PNG) is that image's 500;
+    the request's other images are still stored and indexed instead of the request failing after
+    some were stored but none indexed."""
+    service = service_of(client)
+    store = service._store
+
+    def broken_for_png(w: Any, *args: Any) -> Any:
+        if w.name.endswith(".png"):
+            raise RuntimeError("disk on fire")
+        return store(w, *args)
+
+    monkeypatch.setattr(service, "_store", broken_for_png)
+    outcomes = service.process_uploads(three_images())
+    assert [o.ok for o in outcomes] == [True, False, True]
+    assert outcomes[1].error is not None and outcomes[1].error.status == 500
+    assert "disk on fire" in outcomes[1].error.reason
+    assert outcomes[0].indexed and outcomes[2].indexed
+    assert service.index.get(outcomes[0].faces[0].face_id) is not None
+
+
+def test_thumbnails_that_cannot_be_made_never_cost_the_image(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thumbnails are best effort, whatever fails in them (cv2.error is no ValueError): the image is
+    stored and indexed, and its strip is made on the first request of a face."""
+    import cv2
+
+    def broken(*args: Any) -> bytes:
+        raise cv2.error("encoder gone")
+
+    monkeypatch.setattr("gpu_app.service.strip_of", broken)
+    response = client.post("/upload-images/", files=[("files", ("t1.jpg", sample_bytes()))])
+    (result,) = response.json()["results"]
+    assert result["indexed"] and len(result["faces"]) == 6
+    monkeypatch.undo()
+    assert client.get(f"/faces/{result['faces'][0]['face_id']}/thumbnail").status_code == 200
