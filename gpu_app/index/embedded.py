@@ -3,11 +3,16 @@
 The FAISS file is only a cache: it is rebuilt from SQLite whenever it is missing or its generation
 differs from the database's (a crash before it was saved, or another process that wrote since).
 
-Up to `exact_limit` vectors the cache is an exact flat index. Above it, an inverted-file index
-(IVF, k-means lists trained on a sample) of 8-bit quantised vectors that scans only the `probes`
-lists nearest the query; its best RERANK*k candidates are re-scored with the float32 vectors
-stored in SQLite, so every returned similarity is exact and only the recall is approximate. It is
-retrained (rebuilt from SQLite) each time the collection grows 4x.
+Up to `exact_limit` vectors the cache is an exact flat index. Above it, three stages, each
+cheaper per vector than the next and narrowing the candidates for it:
+1. an inverted-file index (IVF, k-means lists trained on a sample) of 4-bit product-quantised
+   codes (dim/16 bytes a vector, scanned with FAISS's SIMD "fast scan"): half of the lists nearest
+   the query are scanned and its CANDIDATES best kept. Which lists are scanned is the approximation
+   that bounds recall; the codes' coarse scores only need to keep the true neighbours among 1,000.
+2. a float16 copy of every vector (a numpy matrix by row id, saved beside the FAISS file) re-scores
+   those candidates; the best RERANK*k go on.
+3. the float32 vectors stored in SQLite score those exactly, so every returned similarity is exact.
+It is retrained (rebuilt from SQLite) each time the collection grows 4x.
 A collection filter is a per-collection bitmap kept up to date by writes, not an id list per query.
 """
 
@@ -21,6 +26,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +45,18 @@ from gpu_app.index.base import (
 
 LOCK_FILE = "faces.lock"
 EXACT_LIMIT = 20_000  # flat exact search answers within a few ms up to here (512-d, one core)
-PROBES = 48  # IVF lists scanned per query: recall@10 vs latency, see BENCHMARKS.md section 5
-RERANK = 4  # approximate search: candidates per result re-scored exactly from the stored vectors
+PROBE_SHARE = 0.5  # IVF lists scanned per query: recall@10 vs latency, see BENCHMARKS.md section 5
+CANDIDATES = 1000  # approximate search: fast-scan candidates re-scored from the float16 copies
+RERANK = 4  # approximate search: results per k re-scored exactly from the float32 vectors in SQLite
 SQL_CHUNK = 10_000  # host parameters per IN (...) list, well under SQLite's 32,766
-INDEX_FILES = ("faces.sqlite3", "faces.sqlite3-wal", "faces.sqlite3-shm", "faces.faiss", "faces.json")
+INDEX_FILES = (
+    "faces.sqlite3",
+    "faces.sqlite3-wal",
+    "faces.sqlite3-shm",
+    "faces.faiss",
+    "faces.f16.npy",
+    "faces.json",
+)
 
 
 class IndexInUseError(VectorIndexError):
@@ -100,13 +114,16 @@ _COLUMNS = (
 class EmbeddedIndex:
     backend = "embedded"
 
-    def __init__(self, directory: Path, exact_limit: int = EXACT_LIMIT, probes: int = PROBES) -> None:
+    def __init__(self, directory: Path, exact_limit: int = EXACT_LIMIT, probes: int | None = None) -> None:
         self.directory = directory
         self.exact_limit = exact_limit
-        self.probes = probes
+        self._probes = probes  # None: PROBE_SHARE of the lists
         self._collection_bits: dict[str, np.ndarray] = {}  # collection -> bitmap over row ids
         self._db_path = directory / "faces.sqlite3"
         self._faiss_path = directory / "faces.faiss"
+        self._halves_path = directory / "faces.f16.npy"
+        self._halves: np.ndarray | None = None  # float16 copy of each vector by row id (approximate only)
+        self._writer: ThreadPoolExecutor | None = None  # updates the cache while SQLite writes
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None  # shared flock held while open, see drop_index_files
@@ -164,6 +181,10 @@ class EmbeddedIndex:
             self._db.close()
             self._db = None
             self._faiss = None
+            self._halves = None
+            if self._writer is not None:
+                self._writer.shutdown()
+                self._writer = None
             self._unlock()
 
     def _unlock(self) -> None:
@@ -181,7 +202,21 @@ class EmbeddedIndex:
             tmp = self._faiss_path.with_suffix(".faiss.tmp")
             faiss.write_index(self._faiss, str(tmp))
             tmp.replace(self._faiss_path)
+            if self._halves is not None:
+                tmp = self._halves_path.with_suffix(".tmp")
+                with tmp.open("wb") as out:
+                    np.save(out, self._halves)
+                tmp.replace(self._halves_path)
+            # Written last: a crash before it leaves the older generation, so the next open rebuilds.
             self._faiss_path.with_suffix(".json").write_text(json.dumps({"generation": self._generation}))
+
+    @property
+    def probes(self) -> int:
+        """IVF lists scanned per unfiltered query (0 while the index is exact)."""
+        lists = _nlist(self._faiss)
+        if lists == 0:
+            return 0
+        return min(lists, self._probes if self._probes is not None else math.ceil(PROBE_SHARE * lists))
 
     # --- writes ----------------------------------------------------------------------------
     def add(self, records: Sequence[FaceRecord]) -> None:
@@ -190,9 +225,13 @@ class EmbeddedIndex:
         for record in records:
             check_record(record, self.dim, self.model_pack, "this index")
         latest = list({r.face_id: r for r in records}.values())  # a face_id twice: the last one wins
+        vectors = np.stack([np.asarray(r.embedding, dtype=np.float32) for r in latest])
+        blobs = vectors.tobytes()
+        width = vectors.shape[1] * 4
         with self._lock:
             db = self._require_db()
             self._sync_faiss()
+            cache_update: Future[None] | None = None
             db.execute("BEGIN IMMEDIATE")
             try:
                 # One statement for the whole batch: ids are assigned here (an upsert keeps its id),
@@ -204,6 +243,12 @@ class EmbeddedIndex:
                     known = existing.get(record.face_id)
                     ids.append(known if known is not None else next_id)
                     next_id += known is None
+                id_array = np.asarray(ids, dtype=np.int64)
+                # The cache takes the vectors on another thread while SQLite writes them (both release
+                # the GIL): a batch costs the slower of the two, not their sum.
+                cache_update = self._cache_writer().submit(
+                    self._update_cache, id_array, vectors, np.asarray(list(existing.values()), dtype=np.int64)
+                )
                 db.executemany(
                     """INSERT INTO faces (id, face_id, image_id, storage_key, model_pack, collection,
                                           det_score, bbox, created_at, embedding)
@@ -222,23 +267,27 @@ class EmbeddedIndex:
                             r.model_pack,
                             r.collection,
                             float(r.det_score),
-                            json.dumps([float(v) for v in r.bbox]),
+                            _bbox_json(r.bbox),
                             r.created_at,
-                            np.ascontiguousarray(r.embedding, dtype=np.float32).tobytes(),
+                            blobs[row * width : (row + 1) * width],
                         )
-                        for row_id, r in zip(ids, latest, strict=True)
+                        for row, (row_id, r) in enumerate(zip(ids, latest, strict=True))
                     ],
                 )
                 generation = self._bump_generation()
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
+                if cache_update is not None:
+                    with contextlib.suppress(Exception):
+                        cache_update.result()
+                    self._generation = -1  # the cache holds vectors SQLite refused: rebuilt at next use
                 raise
-            id_array = np.asarray(ids, dtype=np.int64)
-            if existing:
-                self._faiss.remove_ids(np.asarray(list(existing.values()), dtype=np.int64))
-            vectors = np.stack([np.asarray(r.embedding, dtype=np.float32) for r in latest])
-            self._faiss.add_with_ids(vectors, id_array)
+            try:
+                cache_update.result()
+            except BaseException:
+                self._generation = -1  # stored, but the cache missed them: rebuilt at next use
+                raise
             self._generation = generation
             self._forget_bits(id_array)
             for collection, bits in self._collection_bits.items():
@@ -250,6 +299,18 @@ class EmbeddedIndex:
                 self._faiss
             ):
                 self._rebuild_faiss()  # exact -> approximate, or lists too long for the probes
+
+    def _update_cache(self, ids: np.ndarray, vectors: np.ndarray, replaced: np.ndarray) -> None:
+        if len(replaced):
+            self._faiss.remove_ids(replaced)
+        self._faiss.add_with_ids(vectors, ids)
+        if self._halves is not None:
+            self._halves = _put_rows(self._halves, ids, vectors)
+
+    def _cache_writer(self) -> ThreadPoolExecutor:
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faiss-cache")
+        return self._writer
 
     def delete_image(self, image_id: str) -> int:
         with self._lock:
@@ -294,7 +355,7 @@ class EmbeddedIndex:
                 row[0]: row
                 for row in self._rows_where(f"id IN ({','.join('?' * len(found))})", [i for i, _ in found])
             }
-            if _nlist(self._faiss) > 0:  # 8-bit codes rank the candidates; the stored vectors score them
+            if _nlist(self._faiss) > 0:  # approximate ranks; the stored float32 vectors score the best
                 exact = [
                     (i, float(np.frombuffer(rows[i][9], dtype=np.float32) @ vector[0]))
                     for i, _ in found
@@ -317,11 +378,12 @@ class EmbeddedIndex:
         ]
 
     def _faiss_search(self, vector: np.ndarray, k: int, collection: str | None) -> list[tuple[int, float]]:
+        """Exact: the k best. Approximate: the RERANK*k best of CANDIDATES by their float16 copies."""
         import faiss
 
         approximate = _nlist(self._faiss) > 0
-        k = min(RERANK * k if approximate else k, self._faiss.ntotal)
-        if k <= 0:
+        wanted = min(max(CANDIDATES, RERANK * k) if approximate else k, self._faiss.ntotal)
+        if wanted <= 0:
             return []
         probes = self.probes
         selector = None
@@ -342,8 +404,16 @@ class EmbeddedIndex:
             params = faiss.SearchParametersIVF(nprobe=min(probes, _nlist(self._faiss)), sel=selector)  # type: ignore[call-arg]
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None  # type: ignore[call-arg]
-        scores, ids = self._faiss.search(vector, k, params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        scores, ids = self._faiss.search(vector, wanted, params=params)
+        if not approximate:
+            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        found = ids[0][ids[0] >= 0]
+        assert self._halves is not None  # kept beside every approximate index
+        # einsum, not `@`: a BLAS matrix-vector product starts its threads, which stall on a busy machine.
+        rescored = np.einsum("ij,j->i", self._halves[found], vector[0], dtype=np.float32)
+        best = min(RERANK * k, len(found))
+        top = np.argpartition(-rescored, best - 1)[:best] if best < len(found) else np.arange(len(found))
+        return [(int(found[i]), float(rescored[i])) for i in top]
 
     def _exact_among(self, vector: np.ndarray, k: int, filters: SearchFilters) -> list[tuple[int, float]]:
         where, params = _filter_sql(filters)
@@ -459,8 +529,9 @@ class EmbeddedIndex:
                 saved = json.loads(marker.read_text())["generation"]
                 if saved == generation:
                     index = faiss.read_index(str(self._faiss_path))
-                    if index.d == self.dim:
-                        self._faiss, self._generation = index, generation
+                    halves = np.load(self._halves_path) if _nlist(index) > 0 else None
+                    if index.d == self.dim and (halves is None or halves.shape[1:] == (self.dim,)):
+                        self._faiss, self._halves, self._generation = index, halves, generation
                         return
             except (OSError, ValueError, KeyError, RuntimeError):
                 pass  # an unreadable cache is rebuilt below
@@ -485,24 +556,29 @@ class EmbeddedIndex:
             ).reshape(len(batch), self.dim)
             filled += len(batch)
         ids, vectors = ids[:filled], vectors[:filled]
+        halves = None
+        if filled <= self.exact_limit:
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        else:
+            halves = _put_rows(np.zeros((0, self.dim), dtype=np.float16), ids, vectors)
+            nlist = _nlist_for(filled)
+            index = new_approximate_index(self.dim, nlist)
+            # k-means on ~40 points per list: enough for the centroids, far faster than all of them.
+            # One thread: the product quantiser is many small k-means, and at each of their thousands
+            # of OpenMP barriers a second thread spins while the other waits for a busy core (6x slower
+            # than one thread under load, measured at 512-d).
+            sample = np.random.default_rng(0).choice(filled, min(filled, 40 * nlist), replace=False)
+            index.train(vectors[np.sort(sample)])
         with _all_cores():
-            if filled <= self.exact_limit:
-                index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-            else:
-                nlist = _nlist_for(filled)
-                index = new_approximate_index(self.dim, nlist)
-                # k-means on ~40 points per list: enough for the centroids, far faster than all of them.
-                sample = np.random.default_rng(0).choice(filled, min(filled, 40 * nlist), replace=False)
-                index.train(vectors[np.sort(sample)])
             for start in range(0, filled, 100_000):
                 index.add_with_ids(vectors[start : start + 100_000], ids[start : start + 100_000])
-        self._faiss, self._generation = index, generation
+        self._faiss, self._halves, self._generation = index, halves, generation
         self._collection_bits.clear()  # rebuilt lazily: another process may have written
 
 
 @contextlib.contextmanager
 def _all_cores() -> Iterator[None]:
-    """FAISS threads for a bulk build (training, assigning lists); queries stay on one thread."""
+    """FAISS threads for a bulk add (assigning lists); queries and training stay on one thread."""
     import faiss
 
     faiss.omp_set_num_threads(len(os.sched_getaffinity(0)))
@@ -513,14 +589,13 @@ def _all_cores() -> Iterator[None]:
 
 
 def new_approximate_index(dim: int, nlist: int) -> Any:
-    """IVF over 8-bit scalar-quantised vectors (a quarter of float32's memory and of the bytes a
-    query scans); search re-scores its candidates with the stored float32 vectors."""
+    """IVF over 4-bit product-quantised codes, one sub-quantiser per 8 dimensions (dim/16 bytes a
+    vector: 32 at 512-d), scanned by FAISS's SIMD fast scan; search re-scores its candidates."""
     import faiss
 
     quantizer = faiss.IndexFlatIP(dim)  # the IVF index keeps a reference to it (faiss's wrapper)
-    return faiss.IndexIVFScalarQuantizer(
-        quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
-    )
+    subquantizers = max(m for m in range(1, max(1, dim // 8) + 1) if dim % m == 0)
+    return faiss.IndexIVFPQFastScan(quantizer, dim, nlist, subquantizers, 4, faiss.METRIC_INNER_PRODUCT)
 
 
 def _nlist(index: Any) -> int:
@@ -529,8 +604,20 @@ def _nlist(index: Any) -> int:
 
 
 def _nlist_for(count: int) -> int:
-    """A power of two near 2*sqrt(count): about sqrt(count)/2 vectors per list (1,024 lists at 1M)."""
-    return max(64, min(8192, 2 ** int(math.log2(2 * math.sqrt(max(count, 1))))))
+    """A power of two near sqrt(count): about sqrt(count) vectors per list (512 lists at 1M). Long
+    lists cost the fast scan little, and assigning a new vector costs one product per list."""
+    return max(32, min(8192, 2 ** int(math.log2(math.sqrt(max(count, 1))))))
+
+
+def _put_rows(matrix: np.ndarray, ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Write `vectors` (as float16) at rows `ids`, growing the matrix (doubling) past its end; returns it."""
+    needed = int(ids.max()) + 1 if len(ids) else 0
+    if needed > len(matrix):
+        grown = np.zeros((max(needed, 2 * len(matrix)), matrix.shape[1]), dtype=np.float16)
+        grown[: len(matrix)] = matrix
+        matrix = grown
+    matrix[ids] = vectors
+    return matrix
 
 
 def _set_bits(bits: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -544,6 +631,14 @@ def _set_bits(bits: np.ndarray, ids: np.ndarray) -> np.ndarray:
         bits = grown
     np.bitwise_or.at(bits, ids >> 3, np.left_shift(1, ids & 7).astype(np.uint8))
     return bits
+
+
+def _bbox_json(bbox: Sequence[float]) -> str:
+    """json.dumps of the box, 10x faster: the repr of a finite float is its JSON text."""
+    values = [float(v) for v in bbox]
+    if all(map(math.isfinite, values)):
+        return "[" + ", ".join(map(repr, values)) + "]"
+    return json.dumps(values)
 
 
 def _filter_sql(filters: SearchFilters | None) -> tuple[str, list[Any]]:

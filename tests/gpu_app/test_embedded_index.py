@@ -160,7 +160,7 @@ def test_above_the_exact_limit_search_is_approximate_with_high_recall(tmp_path: 
     data = clustered(4000, seed=1)
     for start in range(0, len(data), 1000):
         index.add(data[start : start + 1000])
-    assert index._faiss.nlist >= 64  # IVF, not the exact flat index
+    assert index._faiss.nlist >= 32  # IVF, not the exact flat index
     assert index.count() == 4000
     queries = clustered(400, seed=1, prefix="q")[::8]  # new faces of stored people
     assert recall_at_10(index, data, queries) >= 0.95
@@ -206,7 +206,7 @@ def test_approximate_index_is_saved_and_reopened_without_retraining(
     with monkeypatch.context() as patch:
         patch.setattr(EmbeddedIndex, "_rebuild_faiss", no_rebuild)
         again = approximate(tmp_path)
-        assert again._faiss.nlist >= 64
+        assert again._faiss.nlist >= 32
         assert top(again, data[77].embedding) == expected
     again.close()
 
@@ -229,3 +229,62 @@ def test_stale_or_outgrown_approximate_index_is_rebuilt(tmp_path: Path) -> None:
     reopened = approximate(tmp_path)
     assert reopened._faiss.ntotal == 8016
     assert top(reopened, extra[3].embedding)[0] == extra[3].face_id
+
+
+def subspace_faces(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(faces, new faces of every 30th person) of n/8 people whose directions span a 64-d subspace
+    (real embeddings span far fewer directions than their dimensions): a face's 9th and 10th
+    neighbours are strangers at cosine ~0.4, near ties that only a search scanning enough lists
+    finds (bench/index.py's data)."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(dim, 64)))[0].astype(np.float32)
+    people = rng.normal(size=(n // 8, 64)).astype(np.float32) @ basis.T
+    people /= np.linalg.norm(people, axis=1, keepdims=True)
+
+    def new_faces(of: np.ndarray) -> np.ndarray:
+        faces = of + rng.normal(size=of.shape).astype(np.float32) * (0.75 / np.sqrt(dim))
+        return faces / np.linalg.norm(faces, axis=1, keepdims=True)
+
+    return new_faces(people[np.arange(n) // 8]), new_faces(people[::30])
+
+
+def test_approximate_search_finds_the_strangers_among_the_ten_nearest(tmp_path: Path) -> None:
+    dim = 256
+    vectors, queries = subspace_faces(40_000, dim, seed=7)
+    index = EmbeddedIndex(tmp_path, exact_limit=1000)
+    index.open(dim, "pack")
+    for start in range(0, len(vectors), 1000):
+        index.add(
+            [
+                FaceRecord(
+                    face_id=f"f{i}",
+                    image_id=f"i{i}",
+                    storage_key="k",
+                    model_pack="pack",
+                    det_score=0.9,
+                    bbox=(0.0, 0.0, 1.0, 1.0),
+                    embedding=vectors[i],
+                )
+                for i in range(start, start + 1000)
+            ]
+        )
+    assert index.probes == index._faiss.nlist // 2  # half the lists by default
+    found = 0
+    for query in queries:
+        truth = {f"f{i}" for i in np.argsort(-(vectors @ query))[:10]}
+        found += len(truth & {h.face_id for h in index.search(query, 10, -1.0)})
+    # The IVF over 8-bit codes that scanned 48 of its 256 lists found 0.951 here; this index 0.978.
+    assert found / (10 * len(queries)) >= 0.97
+
+
+def test_a_missing_float16_copy_is_rebuilt_not_trusted(tmp_path: Path) -> None:
+    index = approximate(tmp_path)
+    data = clustered(2000, seed=8)
+    index.add(data)
+    expected = top(index, data[5].embedding)
+    index.close()
+    (tmp_path / "faces.f16.npy").unlink()  # e.g. a disk that filled while saving
+    again = approximate(tmp_path)
+    assert again._halves is not None and len(again._halves) > 2000
+    assert top(again, data[5].embedding) == expected
+    again.close()
