@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from lambdas.common.config import monitor_config
-from lambdas.common.log import logger
+from lambdas.common.log import EVENT_BRIDGE, logger
 from lambdas.monitor.service import notify_state_change
 
+if TYPE_CHECKING:  # typing only: Powertools' package import costs ~7 ms of a cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-@logger.inject_lambda_context(clear_state=True, correlation_id_path=correlation_paths.EVENT_BRIDGE)
+
+@logger.inject_lambda_context(clear_state=True, correlation_id_path=EVENT_BRIDGE)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return notify_state_change(event, monitor_config())
