@@ -55,6 +55,7 @@ from gpu_app.storage.base import image_folder, sidecar_key
 log = logging.getLogger(__name__)
 
 _IMAGE_ID = re.compile(r"[0-9a-f]{32}")
+INTERNAL_ERROR = "internal error processing this file"
 CONTENT_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
 
@@ -302,9 +303,9 @@ class FaceService:
         are still indexed (a stored one is recoverable by `reindex`; a retry upserts)."""
         try:
             return self._ingest(w, collection, created_at)
-        except Exception as exc:
+        except Exception:
             log.exception("ingest of %s failed", w.name)
-            w.fail(500, f"processing failed: {type(exc).__name__}: {exc}")
+            w.fail(500, INTERNAL_ERROR)  # the details are in the log, not for the client
             return None
 
     def _ingest(self, w: _Work, collection: str, created_at: str) -> tuple[_Work, Sidecar, str] | None:

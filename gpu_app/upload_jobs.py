@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gpu_app.service import FaceService, FileError, ImageOutcome, now_iso
+from gpu_app.service import INTERNAL_ERROR, FaceService, FileError, ImageOutcome, now_iso
 from gpu_app.sidecar import SidecarFace
 
 log = logging.getLogger(__name__)
@@ -315,7 +315,7 @@ class UploadJobQueue:
             return [ImageOutcome(file=name, error=FileError(500, "the spooled copy of this file was lost"))]
         if job.retry_internal(i):
             return [None]
-        return [ImageOutcome(file=name, error=FileError(500, "internal error processing this file"))]
+        return [ImageOutcome(file=name, error=FileError(500, INTERNAL_ERROR))]
 
     def _record(self, job: Job, index: int, outcome: ImageOutcome) -> None:
         """Persist a final outcome before counting it, so a restart neither redoes nor forgets it."""
