@@ -7,6 +7,7 @@ a deliberately broken snippet to prove it can fail.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,9 @@ def test_the_issue_modules_exist() -> None:
     ids=lambda check: check.__name__.removeprefix("check_"),
 )
 @pytest.mark.parametrize("module_id", MODULE_IDS)
-def test_module(module_id: str, check, modules: dict[str, tf.Module]) -> None:
+def test_module(
+    module_id: str, check: Callable[[tf.Module], list[str]], modules: dict[str, tf.Module]
+) -> None:
     problems = check(modules[module_id])
     assert not problems, "\n".join(problems)
 
