@@ -263,7 +263,9 @@ def test_every_image_runs_the_same_python_minor(dockerfiles: dict) -> None:
 
 
 @pytest.mark.parametrize("name", APP_IMAGES)
-def test_runtime_environment_is_app_settings(name: str, dockerfiles: dict, monkeypatch) -> None:
+def test_runtime_environment_is_app_settings(
+    name: str, dockerfiles: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dockerfile = dockerfiles[name]
     env = env_of(dockerfile, dockerfile.final_stage)
     unknown = set(env) - APP_ENV_NAMES - RUNTIME_ENV
@@ -401,7 +403,9 @@ def ready_server() -> Iterator[tuple[int, type[_Ready]]]:
         server.server_close()
 
 
-def test_healthcheck_is_the_readiness_probe(dockerfiles: dict, ready_server, tmp_path: Path) -> None:
+def test_healthcheck_is_the_readiness_probe(
+    dockerfiles: dict, ready_server: tuple[int, type[_Ready]], tmp_path: Path
+) -> None:
     port, handler = ready_server
     command = healthcheck_command(dockerfiles["gpu"])
     assert command[0] == "python"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -65,7 +66,9 @@ def test_batched_recognition_equals_insightface_per_face(engine: InsightFaceEngi
         np.testing.assert_allclose(mine.embedding, theirs.normed_embedding, atol=1e-4)
 
 
-def test_one_recognition_call_per_batch(engine: InsightFaceEngine, t1: np.ndarray, monkeypatch) -> None:
+def test_one_recognition_call_per_batch(
+    engine: InsightFaceEngine, t1: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[int] = []
     recognizer = engine._recognizer
     original = recognizer.get_feat
@@ -102,13 +105,13 @@ def test_cuda_is_true_only_when_every_session_applied_it() -> None:
     assert not info({"detection": [CUDA, CPU], "recognition": [CPU]}).cuda
 
 
-def test_missing_pack_is_a_clear_error(tmp_path) -> None:
+def test_missing_pack_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "models" / "empty_pack").mkdir(parents=True)
     with pytest.raises(EngineError, match="MODEL_ROOT and MODEL_PACK"):
         InsightFaceEngine(model_root=tmp_path, model_pack="empty_pack", provider_preference="cpu")
 
 
-def test_default_settings_keep_insightface_download_behaviour(monkeypatch) -> None:
+def test_default_settings_keep_insightface_download_behaviour(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("MODEL_ROOT", "MODEL_PACK"):
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
@@ -119,7 +122,7 @@ def test_default_settings_keep_insightface_download_behaviour(monkeypatch) -> No
 
 
 def test_batching_engine_shares_recognition_batches_across_callers(
-    engine: InsightFaceEngine, t1: np.ndarray, monkeypatch
+    engine: InsightFaceEngine, t1: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

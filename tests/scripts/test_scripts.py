@@ -392,8 +392,15 @@ class _Lambda(http.server.BaseHTTPRequestHandler):
         pass
 
 
+# What the fixtures below give: the fake Lambda endpoint and its handler class; the deploy
+# environment, Terraform folder and command log; the build checkout, environment and command log.
+LambdaEndpoint = tuple[str, type[_Lambda]]
+DeployEnv = tuple[dict[str, str], Path, Path]
+BuildRepo = tuple[Path, dict[str, str], Path]
+
+
 @pytest.fixture
-def lambda_endpoint() -> Iterator[tuple[str, type[_Lambda]]]:
+def lambda_endpoint() -> Iterator[LambdaEndpoint]:
     handler = type(
         "Lambda", (_Lambda,), {"requests": [], "response": {"state": "running"}, "function_error": None}
     )
@@ -422,7 +429,9 @@ def lambda_endpoint() -> Iterator[tuple[str, type[_Lambda]]]:
         ),
     ],
 )
-def test_invoke_sends_the_controller_payload(args: list[str], payload: dict, lambda_endpoint) -> None:
+def test_invoke_sends_the_controller_payload(
+    args: list[str], payload: dict, lambda_endpoint: LambdaEndpoint
+) -> None:
     url, handler = lambda_endpoint
     handler.response = {"instance_id": "i-0123", "state": "running", "timings": {"total_seconds": 1.5}}
     env = script_env(CONTROLLER_FUNCTION_NAME="face-embed-dev-controller")
@@ -434,7 +443,7 @@ def test_invoke_sends_the_controller_payload(args: list[str], payload: dict, lam
     ControllerRequest.parse(payload)  # what the controller itself accepts
 
 
-def test_invoke_reports_a_function_error(lambda_endpoint, tmp_path: Path) -> None:
+def test_invoke_reports_a_function_error(lambda_endpoint: LambdaEndpoint, tmp_path: Path) -> None:
     url, handler = lambda_endpoint
     handler.response = {
         "errorMessage": "InstanceCapacityError: g4dn.xlarge",
@@ -458,7 +467,7 @@ def test_invoke_reports_a_function_error(lambda_endpoint, tmp_path: Path) -> Non
 
 
 @pytest.fixture
-def deploy_env(tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
+def deploy_env(tmp_path: Path) -> DeployEnv:
     """A Terraform folder with its tfvars, fake terraform/make logging into one file."""
     tf_dir = tmp_path / "terraform"
     tf_dir.mkdir()
@@ -478,7 +487,7 @@ def deploy_env(tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
     return script_env(bin_dir, FAKE_LOG=str(log)), tf_dir, log
 
 
-def test_deploy_applies_only_after_yes(deploy_env) -> None:
+def test_deploy_applies_only_after_yes(deploy_env: DeployEnv) -> None:
     env, tf_dir, log = deploy_env
     result = run("deploy.sh", "--chdir", str(tf_dir), env=env, stdin="yes\n")
     assert result.returncode == 0, result.stderr
@@ -493,7 +502,7 @@ def test_deploy_applies_only_after_yes(deploy_env) -> None:
 
 
 @pytest.mark.parametrize("answer", ["no\n", "y\n", "YES please\n", ""])
-def test_deploy_does_not_apply_without_yes(answer: str, deploy_env) -> None:
+def test_deploy_does_not_apply_without_yes(answer: str, deploy_env: DeployEnv) -> None:
     env, tf_dir, log = deploy_env
     result = run("deploy.sh", "--chdir", str(tf_dir), "--skip-package", env=env, stdin=answer)
     assert result.returncode == 1
@@ -504,7 +513,7 @@ def test_deploy_does_not_apply_without_yes(answer: str, deploy_env) -> None:
     assert "Not applied" in result.stdout
 
 
-def test_deploy_auto_approve_and_no_changes(deploy_env) -> None:
+def test_deploy_auto_approve_and_no_changes(deploy_env: DeployEnv) -> None:
     env, tf_dir, log = deploy_env
     result = run("deploy.sh", "--chdir", str(tf_dir), "--skip-package", "--auto-approve", env=env)
     assert result.returncode == 0, result.stderr
@@ -516,7 +525,7 @@ def test_deploy_auto_approve_and_no_changes(deploy_env) -> None:
     assert [c.split()[2] for c in calls(log)] == ["init", "plan", "output"]
 
 
-def test_deploy_stops_when_plan_fails(deploy_env) -> None:
+def test_deploy_stops_when_plan_fails(deploy_env: DeployEnv) -> None:
     env, tf_dir, log = deploy_env
     env["FAKE_PLAN_EXIT"] = "1"
     result = run("deploy.sh", "--chdir", str(tf_dir), "--skip-package", env=env, stdin="yes\n")
@@ -524,7 +533,9 @@ def test_deploy_stops_when_plan_fails(deploy_env) -> None:
     assert [c.split()[2] for c in calls(log)] == ["init", "plan"]
 
 
-def test_deploy_passes_backend_settings_from_the_environment(deploy_env) -> None:
+def test_deploy_passes_backend_settings_from_the_environment(
+    deploy_env: DeployEnv,
+) -> None:
     env, tf_dir, log = deploy_env
     env |= {
         "TF_STATE_BUCKET": "tf-state-123",
@@ -545,7 +556,7 @@ def test_deploy_passes_backend_settings_from_the_environment(deploy_env) -> None
     )
 
 
-def test_deploy_needs_terraform_tfvars(deploy_env) -> None:
+def test_deploy_needs_terraform_tfvars(deploy_env: DeployEnv) -> None:
     env, tf_dir, log = deploy_env
     (tf_dir / "terraform.tfvars").unlink()
     result = run("deploy.sh", "--chdir", str(tf_dir), env=env, stdin="yes\n")
@@ -569,7 +580,7 @@ def git(repo: Path, *args: str) -> str:
 
 
 @pytest.fixture
-def build_repo(tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
+def build_repo(tmp_path: Path) -> BuildRepo:
     """A git checkout with the real script, stub Dockerfiles and a v1.2.3 tag; fake docker and aws."""
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
@@ -608,7 +619,7 @@ def build(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPr
     )
 
 
-def test_build_and_push_tags_logs_in_safely_and_pushes(build_repo) -> None:
+def test_build_and_push_tags_logs_in_safely_and_pushes(build_repo: BuildRepo) -> None:
     repo, env, log = build_repo
     git(repo, "tag", "v1.2.3")
     sha = git(repo, "rev-parse", "--short", "HEAD")
@@ -638,7 +649,7 @@ def test_build_and_push_tags_logs_in_safely_and_pushes(build_repo) -> None:
     assert f'container_image = "{uri}:{sha}"' in result.stdout.splitlines()
 
 
-def test_build_and_push_creates_a_missing_repository(build_repo) -> None:
+def test_build_and_push_creates_a_missing_repository(build_repo: BuildRepo) -> None:
     repo, env, log = build_repo
     env["FAKE_REPO_MISSING"] = "1"
     result = build(repo, env, "us-east-1", "123456789012", "face-embed", "cpu")
@@ -649,7 +660,7 @@ def test_build_and_push_creates_a_missing_repository(build_repo) -> None:
     ) in calls(log)
 
 
-def test_build_and_push_versions(build_repo) -> None:
+def test_build_and_push_versions(build_repo: BuildRepo) -> None:
     repo, env, log = build_repo
     sha = git(repo, "rev-parse", "--short", "HEAD")
     # No tag: pyproject.toml's version.
@@ -671,7 +682,7 @@ def test_build_and_push_versions(build_repo) -> None:
     assert calls(log) == []
 
 
-def test_build_and_push_lambda_and_model_pack_options(build_repo, tmp_path: Path) -> None:
+def test_build_and_push_lambda_and_model_pack_options(build_repo: BuildRepo, tmp_path: Path) -> None:
     repo, env, log = build_repo
     result = build(repo, env | {"LAMBDA_ARCH": "arm64"}, "eu-west-1", "123456789012", "face-embed", "lambda")
     assert result.returncode == 0, result.stderr

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.scripts.test_scripts import calls, deploy_env, run, script_env  # noqa: F401 (fixture)
+from tests.scripts.test_scripts import DeployEnv, calls, deploy_env, run, script_env  # noqa: F401 (fixture)
 
 
 def aws(endpoint: str, service: Literal["s3", "dynamodb"]) -> Any:
@@ -140,7 +140,7 @@ def test_set_api_key_needs_an_existing_parameter(aws_endpoint: str) -> None:
     assert result.returncode != 0 and "does not exist" in result.stderr
 
 
-def test_deploy_refuses_the_s3_backend_without_settings(deploy_env) -> None:  # noqa: F811
+def test_deploy_refuses_the_s3_backend_without_settings(deploy_env: DeployEnv) -> None:  # noqa: F811
     env, tf_dir, log = deploy_env
     (tf_dir / "versions.tf").write_text('terraform {\n  backend "s3" {\n    key = "x"\n  }\n}\n')
     result = run("deploy.sh", "--chdir", str(tf_dir), "--skip-package", env=env, stdin="no\n")
@@ -155,7 +155,7 @@ def test_deploy_refuses_the_s3_backend_without_settings(deploy_env) -> None:  # 
     )
 
 
-def test_deploy_accepts_a_backend_override(deploy_env) -> None:  # noqa: F811
+def test_deploy_accepts_a_backend_override(deploy_env: DeployEnv) -> None:  # noqa: F811
     env, tf_dir, log = deploy_env
     (tf_dir / "versions.tf").write_text('terraform {\n  backend "s3" {}\n}\n')
     (tf_dir / "backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
