@@ -364,7 +364,7 @@ def run(opts: Options) -> list[SectionResult]:
                 "(what a search returns), the share the index returns; the rest of the exact top-10 are "
                 "strangers at cosine ~0.2-0.35, near ties that an approximate index may swap.",
                 "Above 20,000 vectors the index is IVF (about sqrt(n) lists, half of them scanned) over "
-                "4-bit product-quantised codes scanned with FAISS's fast scan; its best 1,000 candidates are "
+                "4-bit product-quantised codes scanned with FAISS's fast scan; its best 2,000 candidates are "
                 "re-scored from a float16 copy of the vectors in memory, and the best 4k of those from the "
                 "float32 vectors in SQLite (returned scores are exact; which lists are scanned is the "
                 "approximation); below 20,000, exact flat search.",
