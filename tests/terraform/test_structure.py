@@ -105,6 +105,11 @@ def test_tfvars_example(root: tf.Module) -> None:
     assert not undocumented, f"terraform.tfvars.example does not mention: {undocumented}"
 
 
+def test_readme_inputs(root: tf.Module) -> None:
+    problems = tf.check_readme_inputs((tf.TERRAFORM_DIR / "README.md").read_text(), root)
+    assert not problems, "\n".join(problems)
+
+
 def test_lambda_environment_matches_env_py(modules: dict[str, tf.Module]) -> None:
     problems = tf.check_lambda_environment(modules["modules/lambda"], FUNCTION_ENVIRONMENT)
     assert not problems, "\n".join(problems)
@@ -177,8 +182,11 @@ def test_batch_job_definitions(modules: dict[str, tf.Module], root: tf.Module) -
     assert defaults["ml_gpu_job_gpus"] == 1
     assert defaults["ml_cpu_job_vcpus"] == 2
     assert defaults["ml_cpu_job_memory"] == 4096
-    assert isinstance(defaults["ml_gpu_use_spot_instances"], bool)
-    assert isinstance(defaults["ml_cpu_use_spot_instances"], bool)
+    # Null at the root: the batch module's default serves.
+    assert defaults["ml_gpu_use_spot_instances"] is None
+    assert defaults["ml_cpu_use_spot_instances"] is None
+    assert batch.variables["gpu_use_spot_instances"]["default"] is True
+    assert batch.variables["cpu_use_spot_instances"]["default"] is True
     assert batch.variables["gpu_image_type"]["default"] == "ECS_AL2023_NVIDIA"
 
 
@@ -323,6 +331,24 @@ def test_catches_bad_tfvars(root: tf.Module) -> None:
         "tfvars sets s3_force_destroy = 'yes', but it is a bool",
         "tfvars sets az_count = 'two', but it is a number",
         "tfvars sets azs = 'us-east-1a', but it is a list",
+    ]
+
+
+def test_catches_stale_readme_inputs(tmp_path: Path) -> None:
+    _module(tmp_path, 'variable "size" {\n  type    = number\n  default = 3\n}\n', name="broken/modules/child")
+    root = _module(
+        tmp_path,
+        'variable "size" {\n  type        = number\n  description = "Size."\n  default     = null\n}\n'
+        'variable "name" {\n  type        = string\n  description = "Name."\n  default     = "a"\n}\n'
+        'module "child" {\n  source = "./modules/child"\n  size   = var.size\n}\n',
+    )
+    assert tf.readme_default(root, "size") == "`null`: `3` (modules/child)"
+    good = "| `size` | Size. | `number` | `null`: `3` (modules/child) | no |\n"
+    assert tf.check_readme_inputs(good + '| `name` | Name. | `string` | `"a"` | no |\n', root) == []
+    assert tf.check_readme_inputs("| `size` | Old. | `number` | `3` | no |\n", root) == [
+        "README Inputs table lacks name",
+        "README Inputs: the description of size differs from variables.tf",
+        "README Inputs: size shows default `3`, not `null`: `3` (modules/child)",
     ]
 
 

@@ -357,6 +357,201 @@ def check_tfvars(text: str, root: Module) -> list[str]:
 
 
 ################################################################################
+# Variable validations: where they live and which root variables reach them
+################################################################################
+
+ROOT_FOLDER = "."
+# (folder relative to terraform/, variable): "." is the root module, "modules/vpc" a module.
+VariableAddress = tuple[str, str]
+
+_VARIABLE_LINE = re.compile(r'^variable "([A-Za-z_][\w-]*)"')
+_VALIDATION_LINE = re.compile(r"^\s+validation\s*\{")
+# How Terraform names the rule in a failed validation's detail: "...at modules/vpc/variables.tf:42,3-13."
+_VALIDATION_RULE = re.compile(r"validation rule at (?P<file>\S+?):(?P<line>\d+),")
+
+
+def validation_rules(terraform_dir: Path = TERRAFORM_DIR) -> dict[tuple[str, int], VariableAddress]:
+    """Every validation block of the root and its modules, by (file relative to terraform_dir, line)."""
+    rules: dict[tuple[str, int], VariableAddress] = {}
+    folders = [terraform_dir, *sorted(p for p in (terraform_dir / "modules").iterdir() if p.is_dir())]
+    for folder in folders:
+        relative_folder = folder.relative_to(terraform_dir).as_posix()
+        for tf_file in sorted(folder.glob("*.tf")):
+            variable = None
+            for number, line in enumerate(tf_file.read_text().splitlines(), start=1):
+                if match := _VARIABLE_LINE.match(line):
+                    variable = match.group(1)
+                elif line and not line[0].isspace() and line[0] not in "#}":
+                    variable = None
+                elif variable is not None and _VALIDATION_LINE.match(line):
+                    file = tf_file.relative_to(terraform_dir).as_posix()
+                    rules[(file, number)] = (relative_folder, variable)
+    return rules
+
+
+def failed_rule(detail: str) -> tuple[str, int] | None:
+    """(file, line) of the validation rule a diagnostic's detail names, or None for any other error."""
+    match = _VALIDATION_RULE.search(detail)
+    return (match.group("file"), int(match.group("line"))) if match else None
+
+
+def failed_validation(detail: str, rules: dict[tuple[str, int], VariableAddress]) -> VariableAddress | None:
+    """The variable whose validation a diagnostic's detail names, or None for any other error."""
+    rule = failed_rule(detail)
+    return rules.get(rule) if rule else None
+
+
+def _referenced_variables(node: Any, module: Module, seen: frozenset[str] = frozenset()) -> set[str]:
+    """Root variables an expression reads, directly or through locals."""
+    found: set[str] = set()
+    for text in expressions(node):
+        found |= set(_VAR_REF.findall(text))
+        for name in set(_LOCAL_REF.findall(text)) - seen:
+            found |= _referenced_variables(module.locals.get(name), module, seen | {name})
+    return found
+
+
+def root_variable_targets(root: Module) -> dict[str, set[VariableAddress]]:
+    """For every root variable: itself and each module variable its value is passed to (also through
+    locals), or whose validation compares against one it is passed to, so that a bad value is
+    refused by a validation at one of these addresses."""
+    targets: dict[str, set[VariableAddress]] = {name: {(ROOT_FOLDER, name)} for name in root.variables}
+    for body in root.modules.values():
+        source = str(body.get("source", ""))
+        folder = source.removeprefix("./")
+        # Module variable -> the module variables its validations read (itself included).
+        module = load_module((root.path / source).resolve())
+        read_by = {
+            name: set(_VAR_REF.findall(" ".join(expressions(variable.get("validation", []))))) | {name}
+            for name, variable in module.variables.items()
+        }
+        for argument, value in body.items():
+            if argument.startswith("__") or argument in MODULE_META_ARGUMENTS:
+                continue
+            checked_by = {name for name, reads in read_by.items() if argument in reads} | {argument}
+            for name in _referenced_variables(value, root):
+                targets.setdefault(name, set()).update((folder, checked) for checked in checked_by)
+    return targets
+
+
+def required_refusals(
+    targets: dict[str, set[VariableAddress]],
+    validated: set[VariableAddress],
+    switches: frozenset[str] | set[str] = frozenset(),
+) -> set[VariableAddress]:
+    """Validated variables a user can reach with a bad value through the root.
+
+    A module variable fed only by root variables that validate themselves is behind those
+    validations: a bad value stops there (and leaves the module's input unknown), so the module's
+    rule never fires from the root. Such rules are tested with the module, not required here.
+    Switches (bool root variables) only select what a module gets: they have no bad value."""
+    feeders: dict[VariableAddress, set[str]] = {}
+    for name, addresses in targets.items():
+        if name in switches:
+            continue
+        for address in addresses:
+            feeders.setdefault(address, set()).add(name)
+    root_validated = {name for folder, name in validated if folder == ROOT_FOLDER}
+    return {
+        address
+        for address in validated
+        if address in feeders and (address[0] == ROOT_FOLDER or not feeders[address] <= root_validated)
+    }
+
+
+def module_defaults(root: Module) -> dict[str, tuple[str, Any]]:
+    """(module folder, default) for each root variable that defaults to null and is passed as is to
+    a module variable with a default: the value Terraform uses when the variable is not set."""
+    found: dict[str, tuple[str, Any]] = {}
+    for body in root.modules.values():
+        source = str(body.get("source", ""))
+        module = load_module((root.path / source).resolve())
+        for argument, value in body.items():
+            match = re.fullmatch(r"\$\{var\.([A-Za-z_][\w-]*)\}", str(value))
+            if match is None or argument not in module.variables:
+                continue
+            name = match.group(1)
+            variable = root.variables.get(name, {})
+            default = module.variables[argument].get("default")
+            if "default" in variable and variable["default"] is None and default is not None:
+                found[name] = (source.removeprefix("./"), default)
+    return found
+
+
+def hcl_value(value: Any) -> str:
+    """A parsed value written back as HCL (as terraform-docs writes defaults)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(hcl_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key} = {hcl_value(item)}" for key, item in value.items()) + "}"
+    return str(value)
+
+
+def readme_default(root: Module, name: str) -> str:
+    """The Default cell of a root variable in terraform/README.md: its default, and for a null that
+    lets a module's default serve, that default and the module."""
+    variable = root.variables[name]
+    cell = f"`{hcl_value(variable.get('default'))}`"
+    if (module_default := module_defaults(root).get(name)) is not None:
+        folder, value = module_default
+        cell += f": `{hcl_value(value)}` ({folder})"
+    return cell
+
+
+def check_readme_inputs(readme: str, root: Module) -> list[str]:
+    """terraform/README.md's Inputs table has one row per root variable with its description and
+    default (the module default where a null lets it serve)."""
+    rows: dict[str, list[str]] = {}
+    for line in readme.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and re.fullmatch(r"`[a-z0-9_]+`", cells[0]):
+            rows[cells[0].strip("`")] = cells
+    problems = [f"README Inputs table lacks {name}" for name in root.variables if name not in rows]
+    for name, cells in rows.items():
+        if name not in root.variables:
+            continue  # an output's row, or an unknown name the first check does not cover
+        if cells[1] != str(root.variables[name].get("description", "")):
+            problems.append(f"README Inputs: the description of {name} differs from variables.tf")
+        if cells[3] != (default := readme_default(root, name)):
+            problems.append(f"README Inputs: {name} shows default {cells[3]}, not {default}")
+    return problems
+
+
+def _normalised_conditions(name: str, body: dict[str, Any]) -> set[str]:
+    """A variable's validation conditions with its own name replaced, so copies compare equal."""
+    own = re.compile(rf"(?<![\w.])var\.{re.escape(name)}(?![\w-])")
+    return {
+        re.sub(r"\s+", "", own.sub("var.SELF", str(block.get("condition", ""))))
+        for block in all_blocks(body.get("validation", []))
+    }
+
+
+def check_root_validations_not_repeated(root: Module, modules: list[Module]) -> list[str]:
+    """No root variable repeats a module variable's validation: the module that uses a value checks it."""
+    problems = []
+    module_conditions = {
+        (module.name, name): _normalised_conditions(name, body)
+        for module in modules
+        for name, body in module.variables.items()
+    }
+    for name, body in root.variables.items():
+        for condition in sorted(_normalised_conditions(name, body)):
+            for (module_name, variable), conditions in sorted(module_conditions.items()):
+                if condition in conditions:
+                    problems.append(
+                        f"root variable {name} repeats the validation of modules/{module_name} "
+                        f"variable {variable}: let the module refuse the value"
+                    )
+    return problems
+
+
+################################################################################
 # Security checks
 ################################################################################
 

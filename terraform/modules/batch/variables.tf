@@ -339,6 +339,11 @@ variable "gpu_job_vcpus" {
     condition     = var.gpu_job_vcpus >= 1 && floor(var.gpu_job_vcpus) == var.gpu_job_vcpus
     error_message = "gpu_job_vcpus must be a whole number of at least 1."
   }
+
+  validation {
+    condition     = var.gpu_job_vcpus <= var.gpu_max_vcpus
+    error_message = "gpu_job_vcpus must not exceed gpu_max_vcpus: such a job could never run in the GPU compute environment."
+  }
 }
 
 variable "gpu_job_memory" {
@@ -374,6 +379,11 @@ variable "cpu_job_vcpus" {
   validation {
     condition     = var.cpu_job_vcpus >= 1 && floor(var.cpu_job_vcpus) == var.cpu_job_vcpus
     error_message = "cpu_job_vcpus must be a whole number of at least 1."
+  }
+
+  validation {
+    condition     = var.cpu_job_vcpus <= var.cpu_max_vcpus
+    error_message = "cpu_job_vcpus must not exceed cpu_max_vcpus: such a job could never run in the CPU compute environment."
   }
 }
 

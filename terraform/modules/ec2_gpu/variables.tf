@@ -118,8 +118,8 @@ variable "spot_max_price" {
   default     = null
 
   validation {
-    condition     = var.spot_max_price == null || can(regex("^[0-9]+(\\.[0-9]+)?$", var.spot_max_price))
-    error_message = "spot_max_price must be null or a price in USD per hour, for example \"0.30\"."
+    condition     = var.spot_max_price == null || can(regex("^[0-9]+(\\.[0-9]+)?$", var.spot_max_price)) && try(tonumber(var.spot_max_price) > 0, false)
+    error_message = "spot_max_price must be null or a positive price in USD per hour, for example \"0.30\"."
   }
 }
 

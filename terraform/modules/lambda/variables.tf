@@ -457,6 +457,11 @@ variable "health_timeout_seconds" {
     condition     = var.health_timeout_seconds >= 30 && floor(var.health_timeout_seconds) == var.health_timeout_seconds
     error_message = "health_timeout_seconds must be a whole number of at least 30."
   }
+
+  validation {
+    condition     = var.start_timeout_seconds + var.health_timeout_seconds <= var.timeout.controller
+    error_message = "start_timeout_seconds + health_timeout_seconds must fit the controller's timeout (timeout.controller, 900 s at most)."
+  }
 }
 
 variable "gpu_instance_type" {

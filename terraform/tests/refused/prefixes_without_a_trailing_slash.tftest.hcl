@@ -1,0 +1,25 @@
+# Refused on purpose: run by tests/terraform/test_terraform_test.py (terraform test
+# -test-directory=tests/refused), which requires this run to fail with exactly the validations of
+# the variables it sets, wherever they live (root or module). One run per file: a failed run skips
+# the runs after it.
+
+mock_provider "aws" {
+  source          = "./tests/mocks"
+  override_during = plan
+}
+
+variables {
+  container_image  = "123456789012.dkr.ecr.us-east-1.amazonaws.com/face-embed:0.1.0"
+  lambda_build_dir = "tests/fixtures/lambda"
+}
+
+# The dispatcher reads the manifests uploaded under the S3 event prefix, and a read prefix ends
+# with a slash (so that incoming/ never admits incoming-other/).
+run "prefixes_without_a_trailing_slash" {
+  command = plan
+
+  variables {
+    enable_s3_event_notifications = true
+    s3_event_filter_prefix        = "incoming"
+  }
+}
