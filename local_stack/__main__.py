@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from local_stack.local_aws import NotLocalError
 from local_stack.processes import Console
@@ -36,7 +38,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="idle seconds before the instance is stopped (env AUTO_SHUTDOWN_IDLE_TIME; default 3600)",
     )
     parser.add_argument("--batch-parallelism", type=int, default=2, help="Batch jobs run at once; default 2")
+    parser.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        type=terraform_variable,
+        metavar="NAME=VALUE",
+        help="a Terraform variable of the apply, as terraform -var (VALUE: JSON, else a string); repeatable",
+    )
     return parser
+
+
+def terraform_variable(text: str) -> tuple[str, Any]:
+    name, separator, value = text.partition("=")
+    if not separator or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    try:
+        return name.strip(), json.loads(value)
+    except ValueError:
+        return name.strip(), value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         idle_check_seconds=args.idle_check_seconds,
         auto_shutdown_idle_time=args.auto_shutdown_idle_time,
         batch_parallelism=args.batch_parallelism,
+        terraform_variables=dict(args.var),
     )
     console = Console()
     stop = threading.Event()

@@ -35,6 +35,7 @@ from local_stack.processes import LineSink, Loop
 POLL_SECONDS: Final = 2
 SQS_RECEIVE_MAX: Final = 10
 THROTTLE_BACKOFF_SECONDS: Final = 1.0
+ERROR_BACKOFF_SECONDS: Final = 1.0
 ROLE_CREDENTIALS: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 # How often a poller reads its mapping again (UpdateEventSourceMapping takes effect within this).
 REFRESH_SECONDS: Final = 5.0
@@ -168,15 +169,21 @@ class SqsPoller(Loop):
             return {"mapping": dataclasses.asdict(self.mapping), "recent_batches": list(self._recent)}
 
     def _step_once(self) -> None:
-        if time.monotonic() - self._refreshed >= REFRESH_SECONDS:
-            self._refresh()
-        if not self.mapping.enabled:
-            self.stopping.wait(REFRESH_SECONDS)
-            self._refresh()
-            return
-        batch = self._collect()
-        if batch:
-            self._deliver(batch)
+        try:
+            if time.monotonic() - self._refreshed >= REFRESH_SECONDS:
+                self._refresh()
+            if not self.mapping.enabled:
+                self.stopping.wait(REFRESH_SECONDS)
+                self._refresh()
+                return
+            batch = self._collect()
+            if batch:
+                self._deliver(batch)
+        except Exception as exc:
+            # The loop runs without a pause: a failing call (moto busy) must not spin it.
+            if not self.stopping.is_set():
+                self.log(f"{self.name}: {type(exc).__name__}: {exc}")
+            self.stopping.wait(ERROR_BACKOFF_SECONDS)
 
     def _refresh(self) -> None:
         self._refreshed = time.monotonic()
@@ -255,7 +262,7 @@ class SqsPoller(Loop):
 
 
 def sqs_pollers(aws: ClientSource, moto_url: str, host: LambdaHost, log: LineSink) -> list[SqsPoller]:
-    """A poller per enabled SQS mapping, each calling SQS with its function's role."""
+    """A poller per SQS mapping of one of the host's functions, each calling SQS with that function's role."""
     pollers = []
     for mapping in read_sqs_mappings(aws, host):
         environment = host.specs[mapping.function_key].runtime_environment

@@ -57,6 +57,9 @@ class Options:
     idle_check_seconds: float = 60.0
     auto_shutdown_idle_time: int = 3600
     batch_parallelism: int = 2
+    # Extra variables of the apply (--var), after the stack's own; for example a small
+    # s3_event_video_instance_max_bytes, so a test video takes the Batch route.
+    terraform_variables: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class StartError(RuntimeError):
@@ -183,7 +186,7 @@ class LocalStack:
             "gpu_ami_id": _moto_ami(aws),
             "lambda_build_dir": str(build_dir),
             "enable_s3_event_notifications": True,
-        }
+        } | dict(self.options.terraform_variables)
         try:
             self.terraform.prepare(variables)
             self.terraform.init()

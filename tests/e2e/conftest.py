@@ -33,6 +33,9 @@ STOP_TIMEOUT = 90.0
 # Short enough to watch the idle stopper act, long enough for a test to use the app between calls.
 IDLE_CHECK_SECONDS = 2
 AUTO_SHUTDOWN_IDLE_TIME = 10
+# Videos uploaded under incoming/ larger than this take the Batch route (the stack's apply gets it as
+# s3_event_video_instance_max_bytes); the tests' clips of a few seconds stay below, on the instance.
+VIDEO_INSTANCE_MAX_BYTES = 100_000
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
@@ -91,6 +94,7 @@ class StackProcess:
                 f"--app-port={self.app_port}",
                 f"--idle-check-seconds={IDLE_CHECK_SECONDS}",
                 f"--auto-shutdown-idle-time={AUTO_SHUTDOWN_IDLE_TIME}",
+                f"--var=s3_event_video_instance_max_bytes={VIDEO_INSTANCE_MAX_BYTES}",
             ],
             cwd=REPO,
             env=env,
