@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -288,3 +289,19 @@ def test_a_missing_float16_copy_is_rebuilt_not_trusted(tmp_path: Path) -> None:
     assert again._halves is not None and len(again._halves) > 2000
     assert top(again, data[5].embedding) == expected
     again.close()
+
+
+def test_a_batch_sqlite_refuses_leaves_no_vector_in_the_cache(tmp_path: Path) -> None:
+    # The cache takes a batch on another thread while SQLite writes it: when SQLite refuses the
+    # batch, the vectors the cache already took must not outlive the rollback.
+    index = approximate(tmp_path)
+    kept = clustered(1200, seed=9)
+    index.add(kept)
+    refused = clustered(40, seed=10, prefix="bad")
+    fields = {f: getattr(refused[0], f) for f in refused[0].__slots__}
+    unbindable = FaceRecord(**{**fields, "image_id": object()})  # SQLite cannot bind it: the batch fails
+    with pytest.raises(sqlite3.Error):
+        index.add([*refused[1:], unbindable])
+    assert index.count() == 1200
+    assert refused[5].face_id not in top(index, refused[5].embedding)
+    assert index._faiss.ntotal == 1200
