@@ -211,7 +211,10 @@ class SqsPoller(Loop):
             ).get("Messages", [])
             if received and deadline is None:
                 deadline = time.monotonic() + mapping.window_seconds
-            messages.extend(received)
+            # A record whose visibility timeout ran out during the window comes again: once in the
+            # batch, with its newest receipt handle (the only one DeleteMessage accepts).
+            fresh = {str(message["MessageId"]): message for message in received}
+            messages = [m for m in messages if m["MessageId"] not in fresh] + list(fresh.values())
             if deadline is None:
                 return []  # nothing waiting: the next step polls again
             if mapping.window_seconds == 0:
