@@ -30,7 +30,8 @@ from lambdas.common import env
 from local_stack.local_aws import ACCOUNT_ID, REGION, REPO, ClientSource
 
 NAMING_FILE: Final = REPO / "terraform" / "naming.json"
-# Terraform's defaults (terraform/variables.tf) where the local stack needs one.
+# Terraform's defaults (terraform/README.md Inputs: the root's, or the module's a null lets serve)
+# where the local stack needs one.
 GPU_INSTANCE_TYPE: Final = "g4dn.xlarge"
 VPC_CIDR: Final = "10.42.0.0/16"
 # modules/vpc: cidrsubnet(vpc_cidr, 8, 0), the first public subnet.
