@@ -185,7 +185,7 @@ def measure_dispatcher(messages: int) -> dict[str, Any]:
 
 
 def run(opts: Options) -> list[SectionResult]:
-    reps = opts.pick(5, 3)
+    reps = opts.pick(15, 3)  # a round's ratio spreads by ~0.1 on a loaded machine: 15 steady the median
     log(f"cold imports: {len(HANDLERS)} handlers + {BASELINE}, {reps} rounds")
     imports = measure_imports(reps)
     messages = opts.pick(40, 12)
