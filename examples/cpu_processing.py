@@ -37,7 +37,7 @@ FIELDS = [
 
 
 def stats(data: bytes) -> dict[str, object]:
-    image = Image.open(io.BytesIO(data))
+    image: Image.Image = Image.open(io.BytesIO(data))
     fmt = image.format
     image = ImageOps.exif_transpose(image).convert("RGB")
     rgb = np.asarray(image, dtype=np.float32)
