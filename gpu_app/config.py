@@ -1,5 +1,6 @@
-"""The app's one settings object, from the environment (pydantic-settings), accepting the seed's
-variable names: `Settings` covers the server, the CLI, the Batch jobs and the Elasticsearch index.
+"""The app's one settings object, from the environment (pydantic-settings), under the flat
+variable names Terraform's job definitions and the Dockerfiles set: `Settings` covers the server,
+the CLI, the Batch jobs and the Elasticsearch index.
 
 Sections are models of their own (`ElasticsearchSettings`, `BatchJobSettings`) that `Settings`
 inherits, so their variables keep flat names (ES_HOSTS, BATCH_SIZE) and a component can take just
@@ -26,7 +27,7 @@ from contract.names import DEFAULT_COLLECTION
 
 # Cosine similarity above which two faces are taken as the same person, per model pack.
 # offline_sc (MobileFace V3, 256-d): different people reach 0.53 on the sample set, the same person
-# stays above 0.75 (shared/models/.../PROVENANCE.md). buffalo_*: Immich's max distance 0.5.
+# stays above 0.75 (the pack's PROVENANCE.md under MODEL_ROOT). buffalo_*: Immich's max distance 0.5.
 DEFAULT_MATCH_THRESHOLDS: dict[str, float] = {
     "offline_sc": 0.6,
     "buffalo_l": 0.5,
