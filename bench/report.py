@@ -374,11 +374,12 @@ LIMITS = {
     "pipeline vs naive (throughput)": "Bounded by naive / floor (section 2): a pipeline at the "
     "floor would be that much faster than the naive loop, and this one runs at the overhead factor "
     "of the row above it.",
-    "query_p95_ms_1000k_512": "Waiting for a core, not work: a query's own CPU time (next row) is ~5 "
-    "ms at p95 (the fast scan of half the lists ~2 ms, the float16 re-score of 2,000 candidates ~1.5 ms, "
-    "SQLite ~0.3 ms), on one thread; the wall-time tail adds the time the thread waited on two cores "
-    "shared with other jobs and with numpy's BLAS threads, which spin on after each exact-search block "
-    "of the bench (numpy exact at 1M is in the same table, several times its quiet-machine time).",
+    "query_p95_ms_1000k_512": "p50 is ~5 ms; the slowest 5% are not explained yet. A query's own CPU "
+    "time (next row) is ~4.5 ms p50 and ~5 ms p95 in a standalone replay of this loop (same data and "
+    "queries, index built in-process, numpy exact blocks between; the fast scan of half the lists ~2 "
+    "ms, the float16 re-score of 2,000 candidates ~2 ms), but 15-23 ms p95 of CPU, not only wall, in "
+    "the bench's worker: not the first queries after reopen, nor the exact-search blocks before them. "
+    "On a loaded machine the wall tail also counts waiting for a core.",
     "recall10_1000k_512": "Which lists are scanned bounds recall: a face's 9th and 10th neighbours are "
     "strangers at cosine ~0.4 lying in lists far from the query. Half of the lists are scanned and "
     "2,000 candidates re-scored (0.989 over 200 queries in a separate run); a loaded machine runs fewer "
@@ -393,19 +394,22 @@ LIMITS = {
     "image's transients per ingest worker (2 on these cores): its encoded body, decoded pixels and "
     "the detector's working set. Without the warm-up the same bench gave 2.2x (ready 180 MB, peak "
     "~400 MB); before the ingest workers (4 decode threads and a second decode for thumbnails) 3.4x.",
-    "cold import dispatcher vs import boto3": "Powertools' idempotency utility, which every delivery "
-    "goes through (SNS messages and S3 objects alike, so deferring it would only move the cost into "
-    "the first invocation): importing it runs Powertools' package __init__ (Logger, Metrics, Tracer: "
-    "~7 ms after boto3) and ~2 ms of its own; the rest is the dispatcher's own modules (config, "
-    "messages, S3 routing, triggers: ~0.5 ms per dataclass). The other three functions no longer "
+    "cold import dispatcher vs import boto3": "~40 ms of CPU after boto3 in a quiet run: Powertools' "
+    "idempotency utility ~11 ms, which every delivery goes through (SNS messages and S3 objects alike, "
+    "so deferring it would only move the cost into the first invocation; importing it runs "
+    "Powertools' package __init__: Logger, Metrics, Tracer, ~8 ms), the dispatcher's own modules "
+    "~12 ms (config, messages, S3 routing, triggers: ~0.5 ms per dataclass), and cyclic garbage "
+    "collections those imports trigger over boto3's objects. The other three functions no longer "
     "import Powertools (a standard-library JSON logger with its keys, lambdas/common/log.py).",
     "gpu_images_per_s": "No GPU on this machine: not measured (section 9).",
 }
 for _name in ("controller", "monitor", "idle_stopper"):
     LIMITS[f"cold import {_name} vs import boto3"] = (
-        "No Powertools any more: what is left after boto3 is the functions' own modules (typed config "
-        "and message dataclasses, ~0.5 ms each to create, the app client): ~7-9 ms, ~1.07-1.09x of "
-        "boto3 on an idle core; the per-round ratios spread by several hundredths on a loaded machine."
+        "No Powertools any more (1.19x -> ~1.12x in a quiet run): of the ~12 ms left after boto3 "
+        "(CPU), ~8 ms are cyclic garbage collections that the functions' own modules' allocations "
+        "(typed config and message dataclasses, the app client) trigger over boto3's objects (with gc "
+        "disabled the controller imports at 1.03x); gc.freeze() after the imports would remove them, "
+        "but would also drop the collections inside boto3's own import, which the baseline pays."
     )
 
 
