@@ -374,12 +374,12 @@ LIMITS = {
     "pipeline vs naive (throughput)": "Bounded by naive / floor (section 2): a pipeline at the "
     "floor would be that much faster than the naive loop, and this one runs at the overhead factor "
     "of the row above it.",
-    "query_p95_ms_1000k_512": "The slowest 5% are one query per block: the first unfiltered search "
-    "after the exact-search arms (~5 s of numpy scanning the 2 GB matrix and copying 200 MB per "
-    "collection query) takes 30-50 ms of CPU, its FAISS scan ~10 ms instead of 2 and its float16 "
-    "re-score ~20 ms instead of 2, as if its memory had gone cold (faults; not verified); every other "
-    "query takes ~4-5 ms (p95 ~5 ms of CPU in a replay without the collection arm). On a loaded "
-    "machine the wall tail also counts waiting for a core.",
+    "query_p95_ms_1000k_512": "The slowest 5% are one query per block: the first index search after "
+    "the exact-search arms (~4 s of numpy scanning the 2 GB matrix) takes 30-50 ms of CPU, its FAISS "
+    "scan ~10 ms instead of 2 and its float16 re-score ~20 ms instead of 2, as if its memory had gone "
+    "cold; not explained yet (a standalone replay of the same loop on a reopened index mostly does "
+    "not show it). Every other query takes 4-5 ms of CPU. On a loaded machine the wall tail also "
+    "counts waiting for a core.",
     "recall10_1000k_512": "Which lists are scanned bounds recall: a face's 9th and 10th neighbours are "
     "strangers at cosine ~0.4 lying in lists far from the query. Half of the lists are scanned and "
     "2,000 candidates re-scored (0.989 over 200 queries in a separate run); a loaded machine runs fewer "
