@@ -335,7 +335,9 @@ def test_catches_bad_tfvars(root: tf.Module) -> None:
 
 
 def test_catches_stale_readme_inputs(tmp_path: Path) -> None:
-    _module(tmp_path, 'variable "size" {\n  type    = number\n  default = 3\n}\n', name="broken/modules/child")
+    _module(
+        tmp_path, 'variable "size" {\n  type    = number\n  default = 3\n}\n', name="broken/modules/child"
+    )
     root = _module(
         tmp_path,
         'variable "size" {\n  type        = number\n  description = "Size."\n  default     = null\n}\n'
