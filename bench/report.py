@@ -377,9 +377,10 @@ LIMITS = {
     "query_p95_ms_1000k_512": "The slowest 5% are one query per block: the first index search after "
     "the exact-search arms (~4 s of numpy scanning the 2 GB matrix) takes 30-50 ms of CPU, its FAISS "
     "scan ~10 ms instead of 2 and its float16 re-score ~20 ms instead of 2, as if its memory had gone "
-    "cold; not explained yet (a standalone replay of the same loop on a reopened index mostly does "
-    "not show it). Every other query takes 4-5 ms of CPU. On a loaded machine the wall tail also "
-    "counts waiting for a core.",
+    "cold; not explained yet: no page faults and no garbage collection in those queries, and a "
+    "standalone replay of the loop on a reopened index mostly does not show it (a guess: this VM "
+    "counts time the host takes back after numpy's two-thread bursts as the thread's CPU). Every other "
+    "query takes 4-5 ms of CPU. On a loaded machine the wall tail also counts waiting for a core.",
     "recall10_1000k_512": "Which lists are scanned bounds recall: a face's 9th and 10th neighbours are "
     "strangers at cosine ~0.4 lying in lists far from the query. Half of the lists are scanned and "
     "2,000 candidates re-scored (0.989 over 200 queries in a separate run); a loaded machine runs fewer "
