@@ -362,14 +362,13 @@ GOALS = [
 
 
 LIMITS = {
-    "pipeline / model floor (overhead factor)": "What is left beside the model shares the two cores "
-    "and one GIL with it: on the inference worker its own Python (letterbox, box decoding, alignment: "
-    "3-4 ms of an image's ~15-20 ms, stage breakdown in section 2), beside it the ingest workers' "
-    "decode, thumbnails, sidecar and writes, then each request's index and people placement (once, "
-    "after its images). The floor's sessions spin (fixed when the goal was set), the app's yield to "
-    "the workers: on a quiet machine that alone puts the floor ahead; under load the floor falls "
-    "behind (factor below 1). Tried and measured slower here (same-run --ref, under load): "
-    "letterboxing on the workers 0.73-0.82x, indexing and placing image by image as stored "
+    "pipeline / model floor (overhead factor)": "Stage breakdown of a quiet full run (section 2): "
+    "16.0 ms of wall per image against 8.7 ms of floor. The inference worker is busy 13.4 ms of it: "
+    "its model calls ~10.4 ms (threads that yield, beside the ingest workers' decode, thumbnails and "
+    "writes, where the floor's spin alone) and 3 ms of its own Python (letterbox, box decoding, "
+    "alignment); the other ~2.6 ms it waits: a request's first decode, then its index and people "
+    "placement (once, after its images). Tried and measured slower here (same-run --ref, under "
+    "load): letterboxing on the workers 0.73-0.82x, indexing and placing image by image as stored "
     "0.69-0.74x, spinning threads 0.41x.",
     "pipeline vs naive (throughput)": "Bounded by naive / floor (section 2): a pipeline at the "
     "floor would be that much faster than the naive loop, and this one runs at the overhead factor "
