@@ -373,13 +373,12 @@ LIMITS = {
     "pipeline vs naive (throughput)": "Bounded by naive / floor (section 2): a pipeline at the "
     "floor would be that much faster than the naive loop, and this one runs at the overhead factor "
     "of the row above it.",
-    "query_p95_ms_1000k_512": "The slowest 5% are one query per block: the first index search after "
-    "the exact-search arms (~4 s of numpy scanning the 2 GB matrix) takes 30-50 ms of CPU, its FAISS "
-    "scan ~10 ms instead of 2 and its float16 re-score ~20 ms instead of 2, as if its memory had gone "
-    "cold; not explained yet: no page faults and no garbage collection in those queries, and a "
-    "standalone replay of the loop on a reopened index mostly does not show it (a guess: this VM "
-    "counts time the host takes back after numpy's two-thread bursts as the thread's CPU). Every other "
-    "query takes 4-5 ms of CPU. On a loaded machine the wall tail also counts waiting for a core.",
+    "query_p95_ms_1000k_512": "Waiting for a core: the queries' own CPU p95 is the next row (~7 ms). "
+    "The slow 5% of earlier runs (30-50 ms of CPU) were each block's first index search right after "
+    "the numpy exact arm, whose BLAS threads spin on the second core after it returns; one untimed "
+    "query on switching arms removed them (CPU p95 28.7 -> 7.2 ms; a server never interleaves 2 GB "
+    "numpy scans). The wall tail above the CPU p95 is time the query waited for one of the two cores, "
+    "shared here with other jobs (see the load average).",
     "recall10_1000k_512": "Which lists are scanned bounds recall: a face's 9th and 10th neighbours are "
     "strangers at cosine ~0.4 lying in lists far from the query. Half of the lists are scanned and "
     "2,000 candidates re-scored (0.989 over 200 queries in a separate run); a loaded machine runs fewer "
