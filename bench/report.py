@@ -373,12 +373,15 @@ LIMITS = {
     "pipeline vs naive (throughput)": "Bounded by naive / floor (section 2): a pipeline at the "
     "floor would be that much faster than the naive loop, and this one runs at the overhead factor "
     "of the row above it.",
-    "query_p95_ms_1000k_512": "Waiting for a core: the queries' own CPU p95 is the next row (~7 ms). "
-    "The slow 5% of earlier runs (30-50 ms of CPU) were each block's first index search right after "
-    "the numpy exact arm, whose BLAS threads spin on the second core after it returns; one untimed "
-    "query on switching arms removed them (CPU p95 28.7 -> 7.2 ms; a server never interleaves 2 GB "
-    "numpy scans). The wall tail above the CPU p95 is time the query waited for one of the two cores, "
-    "shared here with other jobs (see the load average).",
+    "query_p95_ms_1000k_512": "The tail is the queries' own work, not waits: in the quiet full run "
+    "CPU p95 equals wall p95 "
+    "(next row), p50 ~5 ms, and the 1M loop runs only 60-80 queries in its 60 s (numpy exact is "
+    "~450 ms each), so p95 is the 4th slowest; a run under load measured CPU p95 7.2 ms. Which "
+    "queries cost 10+ ms is not profiled yet (the scan covers half the 512 lists, then 2,000 "
+    "float16 re-scores; fewer probes buy latency at the cost of recall, row 'recall@10 vs "
+    "exact'). The 30-50 ms first query after the numpy exact arm, which dominated earlier p95s, "
+    "was the exact arm's BLAS threads spinning on the second core: one untimed query on switching"
+    " arms removed it.",
     "recall10_1000k_512": "Which lists are scanned bounds recall: a face's 9th and 10th neighbours are "
     "strangers at cosine ~0.4 lying in lists far from the query. Half of the lists are scanned and "
     "2,000 candidates re-scored (0.989 over 200 queries in a separate run); a loaded machine runs fewer "
