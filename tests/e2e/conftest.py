@@ -281,6 +281,8 @@ class LocalStack:
             httpx.get(f"{self.process.app_url}/health", timeout=2)
         except httpx.ConnectError:
             return True
+        except httpx.TransportError:  # accepted, then reset as the app went down: ask again
+            return False
         return False
 
     def start_instance(self) -> None:
