@@ -1,16 +1,20 @@
 """The JSON sidecar stored next to every image: its faces and exact embeddings.
 
 It is the durable record the vector index can always be rebuilt from, without a GPU.
-Embeddings are written as the exact decimal of each float32, so a rebuild is bit-identical.
+Embeddings are written as the shortest decimal of each float32 (held as a double), so a rebuild is
+bit-identical.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+import orjson
 
 from gpu_app.index.base import FaceRecord
 
@@ -54,6 +58,13 @@ class Sidecar:
             }
             for f in self.faces
         ]
+        if _all_finite(self.faces):
+            # orjson prints each double's shortest round-trip decimal as `json` does (~20x faster:
+            # 0.2 ms of a ~1 ms image per face with the standard library) and reads back the same
+            # values; it would write null for NaN or an infinity, and refuses a lone surrogate in a
+            # name, which `json` keeps.
+            with contextlib.suppress(orjson.JSONEncodeError):
+                return orjson.dumps(body)
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -89,3 +100,12 @@ class Sidecar:
 
 
 _SCALAR_FIELDS = tuple(f.name for f in fields(Sidecar) if f.name != "faces")
+
+
+def _all_finite(faces: tuple[SidecarFace, ...]) -> bool:
+    """No NaN or infinity among the faces' numbers (a sum is non-finite if any term is; a finite
+    sum that overflows only sends the document the slow way)."""
+    return all(
+        math.isfinite(sum(f.embedding) + sum(f.bbox) + sum(x + y for x, y in f.landmarks) + f.det_score)
+        for f in faces
+    )
