@@ -340,59 +340,77 @@ class EmbeddedIndex:
         threshold: float,
         filters: SearchFilters | None = None,
     ) -> list[SearchHit]:
-        vector = np.asarray(query, dtype=np.float32).reshape(1, -1)
-        if vector.shape[1] != self.dim:
-            raise IndexMismatchError(f"query has {vector.shape[1]} dimensions, the index {self.dim}")
+        return self.search_many(np.asarray(query, dtype=np.float32).reshape(1, -1), k, threshold, filters)[0]
+
+    def search_many(
+        self,
+        queries: np.ndarray,
+        k: int,
+        threshold: float,
+        filters: SearchFilters | None = None,
+    ) -> list[list[SearchHit]]:
+        """`search` of each row of `queries`: one FAISS call and one read of the rows for them all."""
+        vectors = np.asarray(queries, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise IndexMismatchError(f"query has {vectors.shape[-1]} dimensions, the index {self.dim}")
+        if len(vectors) == 0:
+            return []
         narrowed = self._narrowing(filters)
         with self._lock:
             self._sync_faiss()
             if narrowed is not None and (narrowed.image_id is not None or narrowed.model_pack is not None):
-                found = self._exact_among(vector[0], k, narrowed)  # a few faces: score them directly
+                # a few faces: score them directly
+                found_each = [self._exact_among(vector, k, narrowed) for vector in vectors]
             else:
-                found = self._faiss_search(vector, k, narrowed.collection if narrowed else None)
-            if not found:
-                return []
-            rows = {
-                row[0]: row
-                for row in self._rows_where(f"id IN ({','.join('?' * len(found))})", [i for i, _ in found])
-            }
-            if _nlist(self._faiss) > 0:  # approximate ranks; the stored float32 vectors score the best
+                found_each = self._faiss_search(vectors, k, narrowed.collection if narrowed else None)
+            rescore = _nlist(self._faiss) > 0  # approximate ranks; the stored float32 vectors score the best
+            if not rescore:  # the scores are exact: read only the rows that pass the threshold
+                found_each = [[(i, s) for i, s in found if s >= threshold] for found in found_each]
+            rows = self._rows_by_id({i for found in found_each for i, _ in found}, with_embedding=rescore)
+        answers = []
+        for vector, found in zip(vectors, found_each, strict=True):
+            if rescore:
                 exact = [
-                    (i, float(np.frombuffer(rows[i][9], dtype=np.float32) @ vector[0]))
+                    (i, float(np.frombuffer(rows[i][9], dtype=np.float32) @ vector))
                     for i, _ in found
                     if i in rows
                 ]
-                found = sorted(exact, key=lambda hit: -hit[1])[:k]
-            found = [(i, s) for i, s in found if s >= threshold]
-        return [
-            SearchHit(
-                face_id=rows[i][1],
-                image_id=rows[i][2],
-                storage_key=rows[i][3],
-                collection=rows[i][5],
-                det_score=float(rows[i][6]),
-                bbox=tuple(json.loads(rows[i][7])),
-                similarity=min(1.0, score),
+                found = [(i, s) for i, s in sorted(exact, key=lambda hit: -hit[1])[:k] if s >= threshold]
+            answers.append(
+                [
+                    SearchHit(
+                        face_id=rows[i][1],
+                        image_id=rows[i][2],
+                        storage_key=rows[i][3],
+                        collection=rows[i][5],
+                        det_score=float(rows[i][6]),
+                        bbox=tuple(json.loads(rows[i][7])),
+                        similarity=min(1.0, score),
+                    )
+                    for i, score in found
+                    if i in rows
+                ]
             )
-            for i, score in found
-            if i in rows
-        ]
+        return answers
 
-    def _faiss_search(self, vector: np.ndarray, k: int, collection: str | None) -> list[tuple[int, float]]:
-        """Exact: the k best. Approximate: the RERANK*k best of CANDIDATES by their float16 copies."""
+    def _faiss_search(
+        self, vectors: np.ndarray, k: int, collection: str | None
+    ) -> list[list[tuple[int, float]]]:
+        """Per query row. Exact: the k best. Approximate: the RERANK*k best of CANDIDATES by their
+        float16 copies."""
         import faiss
 
         approximate = _nlist(self._faiss) > 0
         wanted = min(max(CANDIDATES, RERANK * k) if approximate else k, self._faiss.ntotal)
         if wanted <= 0:
-            return []
+            return [[] for _ in vectors]
         probes = self.probes
         selector = None
         if collection is not None:
             bits = self._bits_of(collection)
             members = int(np.bitwise_count(bits).sum())
             if members == 0:
-                return []
+                return [[] for _ in vectors]
             # faiss's wrapper takes the packed bitmap alone; mypy reads the SWIG (n, bitmap) signature.
             selector = faiss.IDSelectorBitmap(bits)  # type: ignore[call-arg,arg-type]
             # The lists hold members and others alike: scan more lists the rarer the members are
@@ -405,16 +423,22 @@ class EmbeddedIndex:
             params = faiss.SearchParametersIVF(nprobe=min(probes, _nlist(self._faiss)), sel=selector)  # type: ignore[call-arg]
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None  # type: ignore[call-arg]
-        scores, ids = self._faiss.search(vector, wanted, params=params)
+        scores, ids = self._faiss.search(vectors, wanted, params=params)
         if not approximate:
-            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-        found = ids[0][ids[0] >= 0]
+            return [
+                [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
+                for row_ids, row_scores in zip(ids, scores, strict=True)
+            ]
         assert self._halves is not None  # kept beside every approximate index
-        # einsum, not `@`: a BLAS matrix-vector product starts its threads, which stall on a busy machine.
-        rescored = np.einsum("ij,j->i", self._halves[found], vector[0], dtype=np.float32)
-        best = min(RERANK * k, len(found))
-        top = np.argpartition(-rescored, best - 1)[:best] if best < len(found) else np.arange(len(found))
-        return [(int(found[i]), float(rescored[i])) for i in top]
+        answers = []
+        for vector, row_ids in zip(vectors, ids, strict=True):
+            found = row_ids[row_ids >= 0]
+            # einsum, not `@`: a BLAS matrix-vector product starts its threads, which stall on a busy machine.
+            rescored = np.einsum("ij,j->i", self._halves[found], vector, dtype=np.float32)
+            best = min(RERANK * k, len(found))
+            top = np.argpartition(-rescored, best - 1)[:best] if best < len(found) else np.arange(len(found))
+            answers.append([(int(found[i]), float(rescored[i])) for i in top])
+        return answers
 
     def _exact_among(self, vector: np.ndarray, k: int, filters: SearchFilters) -> list[tuple[int, float]]:
         where, params = _filter_sql(filters)
@@ -501,6 +525,16 @@ class EmbeddedIndex:
 
     def _ids_where(self, where: str, params: Sequence[Any]) -> list[int]:
         return [row[0] for row in self._require_db().execute(f"SELECT id FROM faces WHERE {where}", params)]  # noqa: S608
+
+    def _rows_by_id(self, ids: set[int], with_embedding: bool) -> dict[int, tuple[Any, ...]]:
+        """Rows of these ids by id; without the vector (None in its place) unless asked for."""
+        columns = _COLUMNS if with_embedding else _COLUMNS.replace(", embedding", ", NULL")
+        wanted, rows = sorted(ids), dict[int, tuple[Any, ...]]()
+        for start in range(0, len(wanted), SQL_CHUNK):
+            chunk = wanted[start : start + SQL_CHUNK]
+            sql = f"SELECT {columns} FROM faces WHERE id IN ({','.join('?' * len(chunk))})"  # noqa: S608
+            rows.update((row[0], row) for row in self._require_db().execute(sql, chunk))
+        return rows
 
     def _rows_where(self, where: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._require_db().execute(f"SELECT {_COLUMNS} FROM faces WHERE {where}", params).fetchall()  # noqa: S608

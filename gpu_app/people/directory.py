@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gpu_app.index import FaceRecord, SearchFilters, VectorIndex
+from gpu_app.index import FaceRecord, SearchFilters, SearchHit, VectorIndex
+from gpu_app.index.base import search_each
 from gpu_app.people.base import (
     Assignment,
     PeopleConflictError,
@@ -68,17 +69,24 @@ class PeopleDirectory:
         """Place freshly indexed faces (in order); returns face -> person for those placed."""
         placed: dict[str, str] = {}
         with self._lock:
+            # Every face's neighbours in one batched search per collection: they are all in the
+            # index already, and placing a face changes people, not the index.
+            hits_of: dict[str, list[SearchHit]] = {}
+            for collection in dict.fromkeys(record.collection for record in records):
+                members = [record for record in records if record.collection == collection]
+                found = search_each(
+                    self.index,
+                    np.stack([np.asarray(record.embedding, dtype=np.float32) for record in members]),
+                    self.policy.neighbours + 1,
+                    self.policy.threshold,
+                    SearchFilters(collection=collection, model_pack=self.model_pack),
+                )
+                hits_of.update((record.face_id, hits) for record, hits in zip(members, found, strict=True))
             for record in records:
-                placed.update(self._place(record))
+                placed.update(self._place(record, hits_of[record.face_id]))
         return placed
 
-    def _place(self, record: FaceRecord) -> dict[str, str]:
-        hits = self.index.search(
-            record.embedding,
-            self.policy.neighbours + 1,
-            self.policy.threshold,
-            SearchFilters(collection=record.collection, model_pack=self.model_pack),
-        )
+    def _place(self, record: FaceRecord, hits: Sequence[SearchHit]) -> dict[str, str]:
         neighbours = [(h.face_id, h.similarity) for h in hits if h.face_id != record.face_id]
         person_of = self.store.person_of([record.face_id, *(face for face, _ in neighbours)])
         if record.face_id in person_of:  # re-processed image: it keeps its person

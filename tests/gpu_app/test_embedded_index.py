@@ -305,3 +305,50 @@ def test_a_batch_sqlite_refuses_leaves_no_vector_in_the_cache(tmp_path: Path) ->
     assert index.count() == 1200
     assert refused[5].face_id not in top(index, refused[5].embedding)
     assert index._faiss.ntotal == 1200
+
+
+@pytest.mark.parametrize("exact_limit", [20_000, 500], ids=["exact", "approximate"])
+def test_search_many_answers_each_query_as_search_does(tmp_path: Path, exact_limit: int) -> None:
+    index = approximate(tmp_path, exact_limit=exact_limit)
+    data = clustered(2000, seed=4) + clustered(200, seed=5, collection="small", prefix="s")
+    for start in range(0, len(data), 1000):
+        index.add(data[start : start + 1000])
+    queries = np.stack([r.embedding for r in data[::97]])
+    for threshold, filters in [
+        (-1.0, None),
+        (0.5, None),
+        (0.5, SearchFilters(collection="small")),
+        (-1.0, SearchFilters(image_id="cimg3")),
+    ]:
+        batched = index.search_many(queries, 6, threshold, filters)
+        assert batched == [index.search(q, 6, threshold, filters) for q in queries]
+        assert any(batched) and all(h.similarity >= threshold for hits in batched for h in hits)
+    assert index.search_many(queries[:0], 6, 0.5) == []
+
+
+def test_people_placement_asks_the_index_once_per_request(tmp_path: Path) -> None:
+    from gpu_app.people.clustering import ClusterPolicy
+    from gpu_app.people.directory import PeopleDirectory
+    from gpu_app.people.embedded import SqlitePeopleStore
+
+    index = opened(tmp_path)
+    data = clustered(40, seed=6)
+    index.add(data)
+    calls: list[int] = []
+    search_many = index.search_many
+
+    def counted(queries: np.ndarray, *args: object, **kwargs: object) -> list:
+        calls.append(len(queries))
+        return search_many(queries, *args, **kwargs)  # type: ignore[arg-type]
+
+    index.search_many = counted  # type: ignore[method-assign]
+    index.search = lambda *args, **kwargs: pytest.fail("one search per face")  # type: ignore[method-assign]
+    store = SqlitePeopleStore(tmp_path / "people.sqlite3")
+    try:
+        placed = PeopleDirectory(index, store, ClusterPolicy(threshold=0.5, min_faces=3), "pack").cluster_new(
+            data
+        )
+    finally:
+        store.close()
+    assert calls == [40]
+    assert len(set(placed.values())) == 5  # 5 people of 8 faces each

@@ -177,3 +177,18 @@ def test_an_unnamed_person_left_without_faces_goes_a_named_one_stays(directory: 
         new_person = directory.move_face(record.face_id, bob_id)
     assert new_person is not None and new_person.face_count == 3
     assert directory.store.get(carl_id) is None
+
+
+def test_a_request_of_faces_is_placed_at_once_as_face_by_face(directory: PeopleDirectory) -> None:
+    """The service indexes a request's faces, then places them all at once (one batched search per
+    collection): each identity becomes one person, as when its faces arrive one by one."""
+    rng = np.random.default_rng(9)
+    trios = zip(*(identity_faces(rng, name, 4) for name in ("ann", "bob", "cid")), strict=True)
+    records = [record for trio in trios for record in trio]
+    elsewhere = identity_faces(rng, "dee", 3, collection="other")
+    directory.index.add(records + elsewhere)
+    directory.cluster_new(records + elsewhere)
+    assert sorted(map(sorted, groups(directory, "default").values())) == [
+        [f"{name}-{i}" for i in range(4)] for name in ("ann", "bob", "cid")
+    ]
+    assert list(groups(directory, "other").values()) == [{f.face_id for f in elsewhere}]
