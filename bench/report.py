@@ -256,6 +256,15 @@ GOALS = [
     ),
     Goal(
         "1",
+        "CPU-bound limit of the overhead factor (the pass's CPU time / usable cores / floor: the best "
+        "any overlap reaches with this work on these cores)",
+        "number:cpu_bound_limit",
+        "not measured",
+        "context",
+        None,
+    ),
+    Goal(
+        "1",
         "pipeline vs naive loop",
         "ratio:pipeline vs naive (throughput)",
         f"1.50{X}",
