@@ -1,6 +1,6 @@
 """moto's server as the local stack runs it: `python -m local_stack.moto_server -p PORT`.
 
-The same moto 5.2.5 server (`python -m moto.server`), with seven differences from moto, each one a
+The same moto 5.2.5 server (`python -m moto.server`), with eight differences from moto, each one a
 place where moto does not behave as AWS does and the stack would otherwise diverge from AWS:
 
 - **MonitorInstances / UnmonitorInstances** raise NotImplementedError in moto (HTTP 500). The AWS
@@ -27,6 +27,9 @@ place where moto does not behave as AWS does and the stack would otherwise diver
   answered): no batching window, no batch, no partial batch response. Here the mapping is kept
   (ListEventSourceMappings shows it as Terraform created it) but moto no longer delivers; the local
   stack's pollers do, as Lambda's do (`local_stack/event_sources.py`).
+- **RedriveAllowPolicy** of a queue: moto stores it but refuses to return it ("Unknown Attribute"),
+  so Terraform's `aws_sqs_queue_redrive_allow_policy` (the S3 event DLQ admits only its queue) could
+  never read back what it set. Here GetQueueAttributes returns it, as SQS does.
 - **Batch job states**: moto without Docker marks a job SUCCEEDED at once and runs nothing. The local
   executor runs the job and reports its real state here (`POST /_local/batch/jobs/<id>` with
   `{"status", "statusReason"}`), so `aws batch list-jobs --job-status RUNNING` and describe-jobs show
@@ -255,6 +258,16 @@ def patch_sqs_event_source_delivery() -> None:
     LambdaBackend.create_event_source_mapping = create  # type: ignore[method-assign]
 
 
+def patch_sqs_redrive_allow_policy() -> None:
+    """GetQueueAttributes answers RedriveAllowPolicy (alone or within All) once it is set."""
+    from moto.sqs.models import Queue
+
+    if "RedriveAllowPolicy" not in Queue.BASE_ATTRIBUTES:
+        Queue.BASE_ATTRIBUTES = [*Queue.BASE_ATTRIBUTES, "RedriveAllowPolicy"]
+    # Read for every queue's attributes; None (never set) is left out of the answer, as SQS does.
+    Queue.redrive_allow_policy = None  # type: ignore[attr-defined]
+
+
 def _deliver(lambda_url: str, function_arn: str, event: dict[str, Any]) -> None:
     name = urllib.parse.quote(function_arn, safe="")
     request = urllib.request.Request(  # noqa: S310 - the stack's loopback Lambda host
@@ -317,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     patch_s3_action_names()
     patch_iam_enforcement()
     patch_sqs_event_source_delivery()
+    patch_sqs_redrive_allow_policy()
     lambda_url = os.environ.get(LAMBDA_URL_VARIABLE)
     if lambda_url:
         patch_sns_lambda_delivery(lambda_url)

@@ -321,12 +321,14 @@ module "event_queue" {
   name_prefix              = local.name_prefix
   kms_key_arn              = local.kms_key_arn
   dead_letter_queue_arn    = module.s3_event_dlq[0].queue_arn
+  dead_letter_queue_url    = module.s3_event_dlq[0].queue_url
   source_bucket_arn        = module.s3.input_bucket_arn
   function_name            = module.lambda.dispatcher_function_arn
   function_role_name       = module.lambda.dispatcher_role_name
   function_timeout_seconds = module.lambda.dispatcher_timeout_seconds
   batching_window_seconds  = var.s3_event_batching_window_seconds
   batch_size               = var.s3_event_batch_size
+  maximum_concurrency      = var.s3_event_maximum_concurrency
 
   tags = local.tags
 }

@@ -593,3 +593,9 @@ variable "s3_event_batch_size" {
   description = "With enable_s3_event_notifications: most upload events in one dispatcher invocation (1-10000; above 10 needs a batching window of at least 1 s). Null: the modules/event_queue default (1000)."
   default     = null
 }
+
+variable "s3_event_maximum_concurrency" {
+  type        = number
+  description = "With enable_s3_event_notifications: most dispatcher invocations the event queue's mapping runs at once (2-1000). Null: no limit but the function's (reserved) concurrency."
+  default     = null
+}

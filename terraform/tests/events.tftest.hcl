@@ -98,6 +98,7 @@ run "event_queue_batches_events_for_the_dispatcher" {
     name_prefix              = "face-embed-dev"
     kms_key_arn              = "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-1111-2222-3333-444455556666"
     dead_letter_queue_arn    = "arn:aws:sqs:us-east-1:123456789012:face-embed-dev-s3-events-dlq"
+    dead_letter_queue_url    = "https://sqs.us-east-1.amazonaws.com/123456789012/face-embed-dev-s3-events-dlq"
     source_bucket_arn        = "arn:aws:s3:::face-embed-dev-ml-input-123456789012"
     function_name            = "arn:aws:lambda:us-east-1:123456789012:function:face-embed-dev-dispatcher"
     function_role_name       = "face-embed-dev-dispatcher"
@@ -105,6 +106,7 @@ run "event_queue_batches_events_for_the_dispatcher" {
     batching_window_seconds  = 20
     batch_size               = 500
     max_receive_count        = 4
+    maximum_concurrency      = 3
   }
 
   assert {
@@ -126,6 +128,19 @@ run "event_queue_batches_events_for_the_dispatcher" {
   assert {
     condition     = jsondecode(aws_sqs_queue.events.redrive_policy) == { deadLetterTargetArn = "arn:aws:sqs:us-east-1:123456789012:face-embed-dev-s3-events-dlq", maxReceiveCount = 4 }
     error_message = "Events failed max_receive_count times must move to the dead-letter queue."
+  }
+
+  assert {
+    condition = (
+      aws_sqs_queue_redrive_allow_policy.dead_letter.queue_url == "https://sqs.us-east-1.amazonaws.com/123456789012/face-embed-dev-s3-events-dlq" &&
+      jsondecode(aws_sqs_queue_redrive_allow_policy.dead_letter.redrive_allow_policy) == { redrivePermission = "byQueue", sourceQueueArns = [aws_sqs_queue.events.arn] }
+    )
+    error_message = "The dead-letter queue must admit redrives from this queue only."
+  }
+
+  assert {
+    condition     = aws_lambda_event_source_mapping.events.scaling_config[0].maximum_concurrency == 3
+    error_message = "maximum_concurrency must reach the mapping's scaling config."
   }
 
   assert {
@@ -173,6 +188,7 @@ run "a_large_batch_needs_a_window" {
   variables {
     name_prefix              = "face-embed-dev"
     dead_letter_queue_arn    = "arn:aws:sqs:us-east-1:123456789012:face-embed-dev-s3-events-dlq"
+    dead_letter_queue_url    = "https://sqs.us-east-1.amazonaws.com/123456789012/face-embed-dev-s3-events-dlq"
     source_bucket_arn        = "arn:aws:s3:::face-embed-dev-ml-input-123456789012"
     function_name            = "face-embed-dev-dispatcher"
     function_role_name       = "face-embed-dev-dispatcher"
@@ -192,6 +208,7 @@ run "stack_with_s3_events_smallest_window" {
     enable_s3_event_notifications    = true
     s3_event_batching_window_seconds = 0
     s3_event_batch_size              = 1
+    s3_event_maximum_concurrency     = 2
   }
 
   assert {
@@ -205,9 +222,10 @@ run "stack_with_s3_events_smallest_window" {
   assert {
     condition = (
       module.event_queue[0].event_source_mapping_batching_window_seconds == 0 &&
-      module.event_queue[0].event_source_mapping_batch_size == 1
+      module.event_queue[0].event_source_mapping_batch_size == 1 &&
+      module.event_queue[0].event_source_mapping_maximum_concurrency == 2
     )
-    error_message = "The root's window and batch size must reach the event source mapping."
+    error_message = "The root's window, batch size and maximum concurrency must reach the event source mapping."
   }
 }
 
@@ -218,14 +236,16 @@ run "stack_with_s3_events_largest_window" {
     enable_s3_event_notifications    = true
     s3_event_batching_window_seconds = 300
     s3_event_batch_size              = 10000
+    s3_event_maximum_concurrency     = 1000
   }
 
   assert {
     condition = (
       module.event_queue[0].event_source_mapping_batching_window_seconds == 300 &&
-      module.event_queue[0].event_source_mapping_batch_size == 10000
+      module.event_queue[0].event_source_mapping_batch_size == 10000 &&
+      module.event_queue[0].event_source_mapping_maximum_concurrency == 1000
     )
-    error_message = "The root's window and batch size must reach the event source mapping."
+    error_message = "The root's window, batch size and maximum concurrency must reach the event source mapping."
   }
 }
 

@@ -156,6 +156,11 @@ run "on_demand_with_s3_events_and_emails" {
     condition     = length(module.sns.email_subscription_arns) == 2
     error_message = "Every notification e-mail must get a subscription."
   }
+
+  assert {
+    condition     = module.event_queue[0].event_source_mapping_maximum_concurrency == null
+    error_message = "Without s3_event_maximum_concurrency the mapping has no concurrency limit of its own."
+  }
 }
 
 run "spot_gpu_instance" {
@@ -229,6 +234,7 @@ run "every_setting_of_the_example" {
     s3_event_video_instance_max_bytes     = 209715200
     s3_event_batching_window_seconds      = 10
     s3_event_batch_size                   = 1000
+    s3_event_maximum_concurrency          = 5
     notification_emails                   = []
     trigger_publisher_principal_arns      = ["arn:aws:iam::210987654321:role/producer"]
     api_key_parameter_name                = null

@@ -164,6 +164,23 @@ def test_moto_keeps_the_mapping_but_leaves_the_messages_to_the_pollers(
     assert (message["Body"], message["Attributes"]["ApproximateReceiveCount"]) == ("upload", "1")
 
 
+def test_a_queue_shows_its_redrive_allow_policy(stack_moto: str) -> None:
+    """Terraform reads back the S3 event DLQ's RedriveAllowPolicy after setting it (moto refuses to)."""
+    sqs = _session().client("sqs", endpoint_url=stack_moto)
+    plain = sqs.create_queue(QueueName="no-redrive-allow")["QueueUrl"]
+    url = sqs.create_queue(QueueName="redrive-allow")["QueueUrl"]
+    policy = json.dumps(
+        {"redrivePermission": "byQueue", "sourceQueueArns": ["arn:aws:sqs:us-east-1:123456789012:events"]}
+    )
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedriveAllowPolicy": policy})
+    answer = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedriveAllowPolicy"])
+    assert answer["Attributes"] == {"RedriveAllowPolicy": policy}
+    everything = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert everything["RedriveAllowPolicy"] == policy
+    everything = sqs.get_queue_attributes(QueueUrl=plain, AttributeNames=["All"])["Attributes"]
+    assert "RedriveAllowPolicy" not in everything
+
+
 def test_a_poller_batches_the_window_and_leaves_only_the_failed_records(
     stack_moto: str,
 ) -> None:

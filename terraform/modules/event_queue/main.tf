@@ -91,6 +91,17 @@ resource "aws_sqs_queue_policy" "events" {
   policy    = data.aws_iam_policy_document.events.json
 }
 
+# The dead-letter queue takes redriven messages from this queue only (SQS's RedriveAllowPolicy):
+# no other queue of the account can make it its dead-letter queue and mix its failures in.
+resource "aws_sqs_queue_redrive_allow_policy" "dead_letter" {
+  queue_url = var.dead_letter_queue_url
+
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.events.arn]
+  })
+}
+
 # The function's role polls this queue and nothing else (Lambda's pollers use the role).
 data "aws_iam_policy_document" "consume" {
   statement {

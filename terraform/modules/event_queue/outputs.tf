@@ -29,3 +29,8 @@ output "event_source_mapping_batch_size" {
   description = "Batch size of the event source mapping."
   value       = aws_lambda_event_source_mapping.events.batch_size
 }
+
+output "event_source_mapping_maximum_concurrency" {
+  description = "Most concurrent invocations of the event source mapping (null: only the function's limit)."
+  value       = try(aws_lambda_event_source_mapping.events.scaling_config[0].maximum_concurrency, null)
+}

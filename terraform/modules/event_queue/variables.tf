@@ -42,6 +42,12 @@ variable "dead_letter_queue_arn" {
   }
 }
 
+variable "dead_letter_queue_url" {
+  type        = string
+  description = "URL of that dead-letter queue: its redrive allow policy admits this queue only."
+  nullable    = false
+}
+
 variable "function_name" {
   type        = string
   description = "Name or ARN of the function the event source mapping invokes (the dispatcher)."

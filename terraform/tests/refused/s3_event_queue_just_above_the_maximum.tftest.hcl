@@ -19,6 +19,7 @@ run "s3_event_queue_just_above_the_maximum" {
   variables {
     s3_event_batching_window_seconds = 301
     s3_event_batch_size              = 10001
+    s3_event_maximum_concurrency     = 1001
     kms_key_arn                      = "arn:aws:kms:us-east-1:123456789012:alias/mine" # an alias, not a key: the queue's key too
   }
 }

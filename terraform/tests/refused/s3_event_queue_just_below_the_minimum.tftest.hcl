@@ -19,5 +19,6 @@ run "s3_event_queue_just_below_the_minimum" {
   variables {
     s3_event_batching_window_seconds = -1
     s3_event_batch_size              = 0
+    s3_event_maximum_concurrency     = 1
   }
 }
