@@ -391,6 +391,58 @@ class ElasticsearchIndex:
         filters: SearchFilters | None = None,
     ) -> list[SearchHit]:
         self._require_open()
+        request = self._knn_request(query, k, threshold, filters)
+        if request is None:
+            return []
+        response = self._call(
+            "search",
+            lambda: self._client.search(
+                index=self.index_name,
+                knn=request["knn"],
+                size=request["size"],
+                # Elasticsearch takes a list of fields as _source; the client's annotation omits it.
+                source=request["_source"],
+                allow_partial_search_results=False,
+            ),
+        )
+        return _hits(response)
+
+    def search_many(
+        self,
+        queries: np.ndarray,
+        k: int,
+        threshold: float,
+        filters: SearchFilters | None = None,
+    ) -> list[list[SearchHit]]:
+        """`search` of each row of `queries` in one _msearch: one round trip for a request's faces,
+        not one per face. A search the cluster failed alone is asked again by itself (`search`,
+        with its retries and its errors)."""
+        self._require_open()
+        requests = [self._knn_request(query, k, threshold, filters) for query in queries]
+        asked = [request for request in requests if request is not None]
+        if not asked:
+            return [[] for _ in requests]
+        header = {"index": self.index_name, "allow_partial_search_results": False}
+        response = self._call(
+            "search",
+            lambda: self._client.msearch(searches=[line for r in asked for line in (header, r)]),
+        )
+        answers = iter(response["responses"])
+        results: list[list[SearchHit]] = []
+        for query, request in zip(queries, requests, strict=True):
+            if request is None:
+                results.append([])
+                continue
+            answer = next(answers)
+            failed = "error" in answer
+            results.append(self.search(query, k, threshold, filters) if failed else _hits(answer))
+        return results
+
+    def _knn_request(
+        self, query: np.ndarray, k: int, threshold: float, filters: SearchFilters | None
+    ) -> dict[str, Any] | None:
+        """The body of one kNN search (None: nothing to ask, k < 1); raises for a query that is no
+        vector of this index."""
         vector = np.asarray(query, dtype=np.float32).reshape(-1)
         if vector.shape[0] != self.dim:
             raise IndexMismatchError(f"query has {vector.shape[0]} dimensions, the index {self.dim}")
@@ -398,7 +450,7 @@ class ElasticsearchIndex:
         if not math.isfinite(norm) or norm == 0.0:
             raise ValueError("query vector must be finite and non-zero")
         if k < 1:
-            return []
+            return None
         k = min(int(k), MAX_NUM_CANDIDATES)
         knn: dict[str, Any] = {
             "field": VECTOR_FIELD,
@@ -412,32 +464,7 @@ class ElasticsearchIndex:
         clauses = _filter_clauses(filters)
         if clauses:
             knn["filter"] = clauses
-        response = self._call(
-            "search",
-            lambda: self._client.search(
-                index=self.index_name,
-                knn=knn,
-                size=k,
-                # Elasticsearch takes a list of fields as _source; the client's annotation omits it.
-                source=list(META_FIELDS),  # type: ignore[arg-type]
-                allow_partial_search_results=False,
-            ),
-        )
-        hits = []
-        for hit in response["hits"]["hits"]:
-            src = hit.get("_source", {})
-            hits.append(
-                SearchHit(
-                    face_id=str(src.get("face_id", hit["_id"])),
-                    image_id=str(src.get("image_id", "")),
-                    storage_key=str(src.get("storage_key", "")),
-                    collection=str(src.get("collection", DEFAULT_COLLECTION)),
-                    det_score=float(src.get("det_score", 0.0)),
-                    bbox=_bbox(src.get("bbox")),
-                    similarity=score_to_cosine(hit["_score"]),
-                )
-            )
-        return hits
+        return {"knn": knn, "size": k, "_source": list(META_FIELDS)}
 
     def get(self, face_id: str) -> FaceRecord | None:
         self._require_open()
@@ -600,6 +627,25 @@ def _filter_clauses(filters: SearchFilters | None) -> list[dict[str, Any]]:
         for name in ("collection", "image_id", "model_pack")
         if (value := getattr(filters, name)) is not None
     ]
+
+
+def _hits(response: Any) -> list[SearchHit]:
+    """The hits of one kNN search answer, best first."""
+    hits = []
+    for hit in response["hits"]["hits"]:
+        src = hit.get("_source", {})
+        hits.append(
+            SearchHit(
+                face_id=str(src.get("face_id", hit["_id"])),
+                image_id=str(src.get("image_id", "")),
+                storage_key=str(src.get("storage_key", "")),
+                collection=str(src.get("collection", DEFAULT_COLLECTION)),
+                det_score=float(src.get("det_score", 0.0)),
+                bbox=_bbox(src.get("bbox")),
+                similarity=score_to_cosine(hit["_score"]),
+            )
+        )
+    return hits
 
 
 def _bbox(value: Any) -> tuple[float, float, float, float]:

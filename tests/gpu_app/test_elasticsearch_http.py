@@ -503,6 +503,33 @@ def test_search_results_match_numpy_and_honour_the_threshold(fake: FakeElasticse
         assert hit.similarity == pytest.approx(cosines[hit.face_id], abs=1e-6)
 
 
+def test_search_many_is_one_msearch_answering_as_search_does(fake: FakeElasticsearch) -> None:
+    """Placing a request's faces into people asks for all their neighbours in one round trip; a
+    search the cluster failed alone is asked again by itself."""
+    rng = np.random.default_rng(15)
+    records = [record(i, rng, collection="default" if i % 3 else "other") for i in range(30)]
+    index = opened(fake)
+    index.add(records)
+    queries = np.stack([r.embedding for r in records[:6]])
+    filters = SearchFilters(collection="default")
+    one_by_one = [index.search(q, 4, 0.1, filters) for q in queries]
+    searches = len(fake.calls("POST", f"/{INDEX}/_search"))
+
+    assert index.search_many(queries, 4, 0.1, filters) == one_by_one
+    (sent,) = fake.calls("POST", "/_msearch")
+    lines = sent.ndjson()
+    assert len(lines) == 12 and lines[0] == {"index": INDEX, "allow_partial_search_results": False}
+    assert len(fake.calls("POST", f"/{INDEX}/_search")) == searches  # no search per face
+
+    failed = error_body(429, "es_rejected_execution_exception", "rejected execution") | {"status": 429}
+    answered = fake.calls("POST", "/_msearch")
+    fake.script("POST", "/_msearch", Scripted(200, {"took": 1, "responses": [failed] * 6}))
+    assert index.search_many(queries, 4, 0.1, filters) == one_by_one
+    assert len(fake.calls("POST", "/_msearch")) == len(answered) + 1
+    assert len(fake.calls("POST", f"/{INDEX}/_search")) == searches + 6
+    assert index.search_many(queries[:0], 4, 0.1) == []
+
+
 # --- reads, deletes, counts ---------------------------------------------------------------------------
 def test_get_round_trips_a_record_from_an_8x_cluster(fake: FakeElasticsearch) -> None:
     original = record(0, np.random.default_rng(14), created_at="2024-05-01T12:00:00Z")

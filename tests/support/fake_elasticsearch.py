@@ -161,7 +161,7 @@ class FakeElasticsearch:
         if accept != COMPAT_JSON:
             self.problems.append(f"{request.method} {request.path}: Accept {accept!r}")
         if request.body:
-            wanted = COMPAT_NDJSON if request.path.endswith("/_bulk") else COMPAT_JSON
+            wanted = COMPAT_NDJSON if request.path.endswith(("/_bulk", "/_msearch")) else COMPAT_JSON
             if request.headers.get("content-type") != wanted:
                 self.problems.append(
                     f"{request.method} {request.path}: Content-Type {request.headers.get('content-type')!r}"
@@ -173,6 +173,8 @@ class FakeElasticsearch:
             return 200, self._info()
         if parts[:2] == ["_cluster", "health"]:
             return 200, {"cluster_name": "fake", "status": self.cluster_status, "timed_out": False}
+        if parts == ["_msearch"] and r.method in ("GET", "POST"):
+            return 200, self._msearch(r.ndjson())
         name = parts[0]
         if len(parts) == 1:
             if r.method == "HEAD":
@@ -340,6 +342,24 @@ class FakeElasticsearch:
                 ],
             },
         }
+
+    def _msearch(self, lines: list[Any]) -> dict[str, Any]:
+        """Header and body pairs, each answered as its own _search (knn or query) would be."""
+        responses = []
+        for header, body in zip(lines[::2], lines[1::2], strict=True):
+            name = header["index"]
+            index = self.indices.get(name)
+            if index is None:
+                status, error = self._missing(name)
+                responses.append(error | {"status": status})
+                continue
+            answer = (
+                self._search(name, index, body)
+                if "knn" in body
+                else self._query_search(name, index, body, {})
+            )
+            responses.append(answer | {"status": 200})
+        return {"took": 2, "responses": responses}
 
     def _mget(self, name: str, index: FakeIndex, ids: list[str]) -> dict[str, Any]:
         docs = []
