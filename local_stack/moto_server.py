@@ -1,6 +1,6 @@
 """moto's server as the local stack runs it: `python -m local_stack.moto_server -p PORT`.
 
-The same moto 5.2.5 server (`python -m moto.server`), with eight differences from moto, each one a
+The same moto 5.2.5 server (`python -m moto.server`), with nine differences from moto, each one a
 place where moto does not behave as AWS does and the stack would otherwise diverge from AWS:
 
 - **MonitorInstances / UnmonitorInstances** raise NotImplementedError in moto (HTTP 500). The AWS
@@ -30,6 +30,10 @@ place where moto does not behave as AWS does and the stack would otherwise diver
 - **RedriveAllowPolicy** of a queue: moto stores it but refuses to return it ("Unknown Attribute"),
   so Terraform's `aws_sqs_queue_redrive_allow_policy` (the S3 event DLQ admits only its queue) could
   never read back what it set. Here GetQueueAttributes returns it, as SQS does.
+- **ListEventSourceMappings --function-name** compares the given text with what the mapping was
+  created with; Terraform creates the S3 event mapping with the dispatcher's ARN, so the RUNBOOK's
+  `aws lambda list-event-source-mappings --function-name <name>` found nothing. Here a name, an ARN
+  or a partial ARN finds the function's mappings, as Lambda does.
 - **Batch job states**: moto without Docker marks a job SUCCEEDED at once and runs nothing. The local
   executor runs the job and reports its real state here (`POST /_local/batch/jobs/<id>` with
   `{"status", "statusReason"}`), so `aws batch list-jobs --job-status RUNNING` and describe-jobs show
@@ -268,6 +272,29 @@ def patch_sqs_redrive_allow_policy() -> None:
     Queue.redrive_allow_policy = None  # type: ignore[attr-defined]
 
 
+def patch_event_source_mapping_function_filter() -> None:
+    """ListEventSourceMappings filters by the function the name or ARN denotes, not by its spelling."""
+    from moto.awslambda.exceptions import UnknownFunctionException
+    from moto.awslambda.models import LambdaBackend
+
+    original = LambdaBackend.list_event_source_mappings
+
+    def function_arn(backend: Any, identifier: str) -> str:
+        try:
+            return str(backend.get_function(identifier).function_arn)
+        except UnknownFunctionException:
+            return identifier
+
+    def listed(self: Any, event_source_arn: str, function_name: str) -> Iterable[Any]:
+        mappings = original(self, event_source_arn, "")
+        if not function_name:
+            return mappings
+        wanted = function_arn(self, function_name)
+        return [mapping for mapping in mappings if function_arn(self, mapping.function_name) == wanted]
+
+    LambdaBackend.list_event_source_mappings = listed  # type: ignore[method-assign]
+
+
 def _deliver(lambda_url: str, function_arn: str, event: dict[str, Any]) -> None:
     name = urllib.parse.quote(function_arn, safe="")
     request = urllib.request.Request(  # noqa: S310 - the stack's loopback Lambda host
@@ -331,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     patch_iam_enforcement()
     patch_sqs_event_source_delivery()
     patch_sqs_redrive_allow_policy()
+    patch_event_source_mapping_function_filter()
     lambda_url = os.environ.get(LAMBDA_URL_VARIABLE)
     if lambda_url:
         patch_sns_lambda_delivery(lambda_url)

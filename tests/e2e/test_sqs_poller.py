@@ -164,6 +164,17 @@ def test_moto_keeps_the_mapping_but_leaves_the_messages_to_the_pollers(
     assert (message["Body"], message["Attributes"]["ApproximateReceiveCount"]) == ("upload", "1")
 
 
+def test_mappings_are_listed_by_function_name_or_arn(stack_moto: str) -> None:
+    """The RUNBOOK lists the S3 event mapping by the dispatcher's name; Terraform made it with the ARN."""
+    _mapped_queue(stack_moto, "listed-by-name", window=0)
+    lambda_ = _session().client("lambda", endpoint_url=stack_moto)
+    arn = lambda_.get_function(FunctionName="listed-by-name")["Configuration"]["FunctionArn"]
+    for identifier in ("listed-by-name", arn):
+        mappings = lambda_.list_event_source_mappings(FunctionName=identifier)["EventSourceMappings"]
+        assert [mapping["FunctionArn"] for mapping in mappings] == [arn], identifier
+    assert lambda_.list_event_source_mappings(FunctionName="moto-keeps-not")["EventSourceMappings"] == []
+
+
 def test_a_queue_shows_its_redrive_allow_policy(stack_moto: str) -> None:
     """Terraform reads back the S3 event DLQ's RedriveAllowPolicy after setting it (moto refuses to)."""
     sqs = _session().client("sqs", endpoint_url=stack_moto)
