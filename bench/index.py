@@ -173,7 +173,7 @@ def measure(size: int, dim: int, seed: int, query_seconds: float) -> dict[str, A
         index.close()
         result["close_s"] = time.perf_counter() - began
         result["faiss_bytes"] = (Path(folder) / "faces.faiss").stat().st_size
-        halves = Path(folder) / "faces.f16.npy"  # the float16 copy the approximate index re-scores with
+        halves = Path(folder) / "faces.bf16.npy"  # the bfloat16 copy the approximate index re-scores with
         result["halves_bytes"] = halves.stat().st_size if halves.exists() else 0
         result["sqlite_bytes"] = sum(
             p.stat().st_size for p in Path(folder).glob("faces.sqlite3*") if p.is_file()

@@ -278,17 +278,57 @@ def test_approximate_search_finds_the_strangers_among_the_ten_nearest(tmp_path: 
     assert found / (10 * len(queries)) >= 0.97
 
 
-def test_a_missing_float16_copy_is_rebuilt_not_trusted(tmp_path: Path) -> None:
+def test_a_missing_16_bit_copy_is_rebuilt_not_trusted(tmp_path: Path) -> None:
     index = approximate(tmp_path)
     data = clustered(2000, seed=8)
     index.add(data)
     expected = top(index, data[5].embedding)
     index.close()
-    (tmp_path / "faces.f16.npy").unlink()  # e.g. a disk that filled while saving
+    (tmp_path / "faces.bf16.npy").unlink()  # e.g. a disk that filled while saving
     again = approximate(tmp_path)
     assert again._halves is not None and len(again._halves) > 2000
     assert top(again, data[5].embedding) == expected
     again.close()
+
+
+def test_the_float16_copy_of_an_earlier_version_opens_without_a_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = approximate(tmp_path)
+    data = clustered(2000, seed=12)
+    index.add(data)
+    expected = [top(index, r.embedding) for r in data[:40:4]]
+    index.close()
+    # The files an earlier version left: the same FAISS file and marker, the copy as float16.
+    saved = np.load(tmp_path / "faces.bf16.npy")
+    as_float32 = (saved.astype(np.uint32) << 16).view(np.float32)
+    np.save(tmp_path / "faces.f16.npy", as_float32.astype(np.float16))
+    (tmp_path / "faces.bf16.npy").unlink()
+
+    def no_rebuild(self: EmbeddedIndex) -> None:
+        raise AssertionError("rebuilt from SQLite instead of reading the float16 copy")
+
+    monkeypatch.setattr(EmbeddedIndex, "_rebuild_faiss", no_rebuild)
+    again = approximate(tmp_path)
+    assert again._halves is not None and again._halves.dtype == np.uint16
+    assert [top(again, r.embedding) for r in data[:40:4]] == expected
+    again.close()
+    assert (tmp_path / "faces.bf16.npy").is_file()  # converted once, saved in the new format
+    assert not (tmp_path / "faces.f16.npy").exists()
+
+
+def test_the_bfloat16_rescore_is_within_a_rounding_of_the_exact_score(tmp_path: Path) -> None:
+    index = approximate(tmp_path)
+    data = clustered(2000, seed=13)
+    index.add(data)
+    rows = np.asarray(sorted(index._ids_of_faces([r.face_id for r in data]).values()), dtype=np.int64)
+    stored = np.stack([r.embedding for r in data])  # ids follow insertion order
+    for query in stored[:5]:
+        exact = stored @ query
+        rescored = index._rescore(rows, query)
+        # bfloat16 keeps 8 significant bits: each product is off by at most 2**-9 of itself.
+        assert np.all(np.abs(rescored - exact) <= 2.0**-9 * np.abs(stored) @ np.abs(query) + 1e-6)
+    index.close()
 
 
 def test_a_batch_sqlite_refuses_leaves_no_vector_in_the_cache(tmp_path: Path) -> None:
