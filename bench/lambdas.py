@@ -256,8 +256,9 @@ def run(opts: Options) -> list[SectionResult]:
                 "Import CPU = the import's process_time (what the ratios use: on a shared machine the wall "
                 "time also counts waiting for a core); import wall = its perf_counter time; process "
                 "= interpreter start + import + exit, measured from the parent (context).",
-                "The fresh message path: Powertools idempotency (DynamoDB put + update), S3 HEAD of the "
-                "script, Batch SubmitJob, JSON log lines; all AWS calls go to moto on 127.0.0.1.",
+                "The fresh message path: idempotency (lambdas/common/idempotency.py: DynamoDB conditional "
+                "put + update), S3 HEAD of the script, Batch SubmitJob, JSON log lines; all AWS calls go "
+                "to moto on 127.0.0.1.",
             ],
             numbers={
                 "dispatcher_import_ms": 1000 * statistics.median(imports["imports"][HANDLERS[0]]),

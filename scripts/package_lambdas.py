@@ -3,7 +3,8 @@
 Each zip holds the `lambdas` package (common code plus that function's folder), the `contract`
 package the Lambdas share with the app, and the runtime
 dependencies of requirements/lambda.txt except boto3/botocore (the Lambda runtime provides them),
-installed as wheels for python3.12 on the chosen architecture. Entries are sorted, timestamps and
+installed as wheels for python3.12 on the chosen architecture (none at present: the handlers need
+only boto3). Entries are sorted, timestamps and
 permissions fixed, bytecode left out: the same sources and pins give byte-identical zips.
 
     python scripts/package_lambdas.py [--arch x86_64|arm64] [--out build/lambda]
@@ -39,6 +40,8 @@ def requirements() -> list[str]:
 
 
 def install_dependencies(arch: str, target: Path) -> None:
+    if not requirements():  # today: boto3 is all the handlers import besides the standard library
+        return
     subprocess.run(
         [
             sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--quiet",

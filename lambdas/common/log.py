@@ -8,9 +8,8 @@ with the part of its interface the handlers use, in ~100 lines of the standard l
 Why not Powertools' Logger: importing any part of `aws_lambda_powertools` runs its package
 __init__, which imports the Logger (jmespath, typing_extensions, its formatter and buffer), Metrics
 and Tracer: ~7 ms of every cold start after boto3, a twelfth of `import boto3` itself, for
-features no function here uses (issue 18 goal 4: handler import <= 1.1x boto3). The controller,
-monitor and idle stopper now import no Powertools at all; the dispatcher still does, for its
-idempotency utility.
+features no function here uses (issue 18 goal 4: handler import <= 1.1x boto3). No function
+imports Powertools at all (the dispatcher's idempotency: lambdas/common/idempotency.py).
 """
 
 from __future__ import annotations

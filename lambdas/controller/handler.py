@@ -9,8 +9,8 @@ from lambdas.common.log import logger
 from lambdas.common.messages import ControllerRequest
 from lambdas.controller.service import run
 
-if TYPE_CHECKING:  # typing only: Powertools' package import costs ~7 ms of a cold start
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+if TYPE_CHECKING:
+    from lambdas.common.lambda_context import LambdaContext
 
 # Stop waiting this long before Lambda's own timeout, so the answer (or error) is still returned.
 SAFETY_MARGIN_SECONDS: Final = 15.0

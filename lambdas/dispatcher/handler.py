@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from lambdas.common.log import logger
 from lambdas.dispatcher.service import handle_event
 
-if TYPE_CHECKING:  # typing only: Powertools' package import costs ~7 ms of a cold start
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+if TYPE_CHECKING:
+    from lambdas.common.lambda_context import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -15,19 +15,15 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote_plus
-
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemAlreadyExistsError
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from contract import batch_job
 from contract.limits import MAX_FILES_PER_CONTROLLER_REQUEST
 from contract.media import IMAGE_SUFFIXES, MANIFEST_SUFFIXES, VIDEO_SUFFIXES
 from lambdas.common.aws import client
-from lambdas.common.cache import per_container
 from lambdas.common.config import DispatcherConfig, dispatcher_config
+from lambdas.common.idempotency import dispatcher_store, record_id
 from lambdas.common.log import logger
 from lambdas.common.messages import ControllerRequest, Metadata, TriggerMessage
 from lambdas.common.validation import InvalidMessageError, plain_key
@@ -35,6 +31,9 @@ from lambdas.dispatcher.batch import JobResources, job_environment, job_name, ou
 from lambdas.dispatcher.dead_letter import dead_letter
 from lambdas.dispatcher.triggers.base import DispatchContext
 from lambdas.dispatcher.triggers.face_embedding import FaceEmbeddingTrigger
+
+if TYPE_CHECKING:
+    from lambdas.common.lambda_context import LambdaContext
 
 # Where the dispatcher writes the manifest of a large group of uploaded images (the embedding job
 # reads it from the input bucket); outside the event prefix, so writing it raises no event.
@@ -111,20 +110,12 @@ def parse_record(record: Mapping[str, Any]) -> S3Object:
     )
 
 
-@per_container
-def _claims() -> DynamoDBPersistenceLayer:
-    """The idempotency table, used per object rather than per function call."""
-    from lambdas.dispatcher.service import IDEMPOTENCY  # one configuration for every record kind
-
-    persistence = DynamoDBPersistenceLayer(
-        table_name=dispatcher_config().idempotency_table, boto3_client=client("dynamodb")
-    )
-    persistence.configure(IDEMPOTENCY, key_prefix="dispatcher.s3_object")
-    return persistence
+# The prefix of the objects' records, as Powertools' key_prefix wrote them before.
+OBJECT_RECORD_PREFIX: Final = "dispatcher.s3_object"
 
 
-def _record_data(item: S3Object) -> dict[str, str]:
-    return {"idempotency_key": item.identity}
+def _record_id(item: S3Object) -> str:
+    return record_id(OBJECT_RECORD_PREFIX, item.identity)
 
 
 class ObjectClaims:
@@ -135,11 +126,9 @@ class ObjectClaims:
         self.claimed: list[S3Object] = []
 
     def claim(self, item: S3Object) -> bool:
-        try:
-            _claims().save_inprogress(
-                data=_record_data(item), remaining_time_in_millis=self.context.get_remaining_time_in_millis()
-            )
-        except IdempotencyItemAlreadyExistsError:
+        """Whether this invocation now holds `item`; False for a duplicate (routed, or being routed
+        by another invocation: either way not this one's to route)."""
+        if dispatcher_store().claim(_record_id(item), self.context.get_remaining_time_in_millis()):
             logger.info("duplicate S3 event skipped", extra={"object": item.identity})
             return False
         self.claimed.append(item)
@@ -147,12 +136,12 @@ class ObjectClaims:
 
     def settle(self, items: Iterable[S3Object], result: dict[str, Any]) -> None:
         for item in items:
-            _claims().save_success(data=_record_data(item), result=result)
+            dispatcher_store().complete(_record_id(item), result)
             self.claimed.remove(item)
 
-    def release_unsettled(self, exception: Exception) -> None:
+    def release_unsettled(self) -> None:
         for item in self.claimed:
-            _claims().delete_record(data=_record_data(item), exception=exception)
+            dispatcher_store().release(_record_id(item))
         self.claimed.clear()
 
 
@@ -300,9 +289,9 @@ def route_object(item: S3Object, delivery_id: str, config: DispatcherConfig) -> 
     return {"status": "dispatched", "key": item.key, **routed}
 
 
-def _release(claims: ObjectClaims, exception: Exception) -> None:
+def _release(claims: ObjectClaims) -> None:
     try:
-        claims.release_unsettled(exception)
+        claims.release_unsettled()
     except Exception:
         # The claims expire with this invocation's remaining time (the idempotency in-progress
         # expiry), after which the redelivery can claim the objects again.
@@ -338,11 +327,11 @@ def process_notifications(
                     result = route_object(item, notification.delivery_id, config)
                     claims[position].settle([item], result)
                     results.append(result)
-        except Exception as exc:
+        except Exception:
             logger.exception(
                 "transient failure routing an S3 event", extra={"delivery": notification.delivery_id}
             )
-            _release(claims[position], exc)  # its images too: the redelivery routes them
+            _release(claims[position])  # its images too: the redelivery routes them
             failed.add(position)
             continue
         images.extend((position, item) for item in held)
@@ -352,10 +341,10 @@ def process_notifications(
             for position, item in images:
                 claims[position].settle([item], result)
             results.append(result)
-        except Exception as exc:
+        except Exception:
             logger.exception("transient failure routing uploaded images")
             for position in {position for position, _ in images}:
-                _release(claims[position], exc)
+                _release(claims[position])
                 failed.add(position)
     for result in results:
         if result.get("status") == "dispatched":

@@ -6,18 +6,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from lambdas.common.aws import client
-from lambdas.common.cache import per_container
 from lambdas.common.config import dispatcher_config
+from lambdas.common.idempotency import dispatcher_store, function_prefix, record_id
 from lambdas.common.log import logger
 from lambdas.common.messages import TriggerMessage, cut_to_depth, decode_message
 from lambdas.common.validation import InvalidMessageError
@@ -25,14 +17,8 @@ from lambdas.dispatcher.dead_letter import dead_letter
 from lambdas.dispatcher.s3_events import S3Notification, as_s3_notification, process_notifications
 from lambdas.dispatcher.triggers import TRIGGER_REGISTRY, DispatchContext
 
-# SNS redelivers within minutes and Lambda retries an asynchronous event for up to 6 hours; a day
-# covers both with margin, after which DynamoDB's TTL removes the record.
-IDEMPOTENCY_TTL_SECONDS: Final = 24 * 3600
-IDEMPOTENCY: Final = IdempotencyConfig(
-    event_key_jmespath="idempotency_key",
-    raise_on_no_idempotency_key=True,
-    expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
-)
+if TYPE_CHECKING:
+    from lambdas.common.lambda_context import LambdaContext
 
 
 class RetryableDispatchError(RuntimeError):
@@ -99,43 +85,35 @@ def reject_once(*, record: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def _idempotent(function: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-    """`function` run once per `record["idempotency_key"]` (its name keeps its records apart)."""
-    persistence = DynamoDBPersistenceLayer(
-        table_name=dispatcher_config().idempotency_table, boto3_client=client("dynamodb")
+def _once(
+    function: Callable[..., dict[str, Any]], record: Mapping[str, str], context: LambdaContext
+) -> dict[str, Any]:
+    """`function(record=record)` run once per `record["idempotency_key"]` (records of each function
+    apart); a claim lasts the invocation's remaining time."""
+    return dispatcher_store().run_once(
+        record_id(function_prefix(function), record["idempotency_key"]),
+        context.get_remaining_time_in_millis(),
+        lambda: function(record=record),
     )
-    return idempotent_function(
-        function, data_keyword_argument="record", persistence_store=persistence, config=IDEMPOTENCY
-    )
 
 
-@per_container
-def _idempotent_dispatch() -> Callable[..., dict[str, Any]]:
-    return _idempotent(dispatch_once)
-
-
-@per_container
-def _idempotent_reject() -> Callable[..., dict[str, Any]]:
-    return _idempotent(reject_once)
-
-
-def process_message(raw: str, message_id: str) -> dict[str, Any]:
+def process_message(raw: str, message_id: str, context: LambdaContext) -> dict[str, Any]:
     """One delivery. Duplicates are decided by the sender's idempotency_key tied to the payload, else
-    by the delivery's MessageId; a rejection is recorded per delivery only."""
+    by the delivery's MessageId; a rejection is recorded per delivery only. A duplicate of a delivery
+    still in progress elsewhere raises AlreadyInProgressError (transient: retried)."""
     sender_key = TriggerMessage.sender_key(raw)
     key = f"idempotency_key:{sender_key}" if sender_key else f"message_id:{message_id}"
     try:
-        return _idempotent_dispatch()(record={"idempotency_key": key, "message_id": message_id, "raw": raw})
+        return _once(dispatch_once, {"idempotency_key": key, "message_id": message_id, "raw": raw}, context)
     except MessageRejected as rejected:
-        return _idempotent_reject()(
-            record={
-                "idempotency_key": f"message_id:{message_id}",
-                "message_id": message_id,
-                "raw": raw,
-                "reason": rejected.error.reason,
-                "error_type": rejected.error.error_type,
-            }
-        )
+        rejection = {
+            "idempotency_key": f"message_id:{message_id}",
+            "message_id": message_id,
+            "raw": raw,
+            "reason": rejected.error.reason,
+            "error_type": rejected.error.error_type,
+        }
+        return _once(reject_once, rejection, context)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,10 +151,7 @@ def deliveries(event: Any, context: LambdaContext) -> list[Delivery]:
     records = event.get("Records") if isinstance(event, dict) else None
     if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
         if all(r.get("EventSource") == "aws:sns" for r in records):
-            # Imported here: the data classes package costs ~8 ms of every cold start.
-            from aws_lambda_powertools.utilities.data_classes import SNSEvent
-
-            return [Delivery(record.sns.message, record.sns.message_id) for record in SNSEvent(event).records]
+            return [Delivery(r["Sns"]["Message"], r["Sns"]["MessageId"]) for r in records]
         if all(r.get("eventSource") == "aws:sqs" for r in records):
             return [_sqs_delivery(record) for record in records]
     # An event too deep to serialise is cut (the parse then refuses it for its depth, with a reason).
@@ -198,7 +173,6 @@ def handle_event(event: Any, context: LambdaContext) -> dict[str, Any]:
     redelivers after their visibility timeout (the others are deleted). From SNS or a direct
     invocation a transient failure raises, and Lambda retries the whole event (what is done is
     skipped by idempotency)."""
-    IDEMPOTENCY.register_lambda_context(context)
     received = deliveries(event, context)
     results: list[dict[str, Any]] = []
     failed: list[Delivery] = []
@@ -212,7 +186,7 @@ def handle_event(event: Any, context: LambdaContext) -> dict[str, Any]:
             s3_deliveries.append((delivery, notification))
             continue
         try:
-            results.append(process_message(delivery.raw, delivery.message_id))
+            results.append(process_message(delivery.raw, delivery.message_id, context))
         except Exception:
             logger.exception(
                 "transient failure, the record will be retried", extra={"message_id": delivery.message_id}

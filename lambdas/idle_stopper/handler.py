@@ -8,8 +8,8 @@ from lambdas.common.config import idle_stopper_config
 from lambdas.common.log import logger
 from lambdas.idle_stopper.service import check_and_stop
 
-if TYPE_CHECKING:  # typing only: Powertools' package import costs ~7 ms of a cold start
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+if TYPE_CHECKING:
+    from lambdas.common.lambda_context import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)

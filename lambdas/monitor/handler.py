@@ -8,8 +8,8 @@ from lambdas.common.config import monitor_config
 from lambdas.common.log import EVENT_BRIDGE, logger
 from lambdas.monitor.service import notify_state_change
 
-if TYPE_CHECKING:  # typing only: Powertools' package import costs ~7 ms of a cold start
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+if TYPE_CHECKING:
+    from lambdas.common.lambda_context import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True, correlation_id_path=EVENT_BRIDGE)

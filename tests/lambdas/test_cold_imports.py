@@ -20,13 +20,6 @@ HANDLERS = (
     "lambdas.monitor.handler",
     "lambdas.idle_stopper.handler",
 )
-# Costly at import and needed by one path at most: the SNS record parser (only SNS deliveries).
-LAZY = ("aws_lambda_powertools.utilities.data_classes",)
-
-
-# Powertools' package __init__ imports its Logger, Metrics and Tracer whatever part of it is asked
-# for (~7 ms after boto3): only the dispatcher imports it, for its idempotency utility.
-WITHOUT_POWERTOOLS = HANDLERS[1:]
 
 
 def loaded_after_import(handler: str) -> set[str]:
@@ -39,12 +32,9 @@ def loaded_after_import(handler: str) -> set[str]:
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
-def test_handler_import_leaves_path_only_modules_unloaded(handler: str) -> None:
-    loaded = loaded_after_import(handler)
-    assert not loaded & set(LAZY), f"{handler} imports {sorted(loaded & set(LAZY))} at cold start"
-
-
-@pytest.mark.parametrize("handler", WITHOUT_POWERTOOLS)
 def test_handler_import_loads_no_powertools(handler: str) -> None:
+    # Its package __init__ imports its Logger, Metrics and Tracer whatever part is asked for (~8 ms
+    # after boto3), its idempotency utility ~11 ms more: the handlers use neither (lambdas/common/
+    # log.py, lambdas/common/idempotency.py).
     powertools = sorted(m for m in loaded_after_import(handler) if m.startswith("aws_lambda_powertools"))
     assert not powertools, f"{handler} imports {powertools[:5]} at cold start"

@@ -1,4 +1,4 @@
-# Idempotency records of the dispatcher (AWS Lambda Powertools' DynamoDB persistence layer): one
+# Idempotency records of the dispatcher (lambdas/common/idempotency.py, Powertools' item layout): one
 # item per handled trigger, expired by DynamoDB's TTL so the table never needs cleaning.
 resource "aws_dynamodb_table" "this" {
   name                        = var.name
