@@ -67,7 +67,6 @@ class PeopleDirectory:
     # --- clustering ----------------------------------------------------------------------------
     def cluster_new(self, records: Sequence[FaceRecord]) -> dict[str, str]:
         """Place freshly indexed faces (in order); returns face -> person for those placed."""
-        placed: dict[str, str] = {}
         with self._lock:
             # Every face's neighbours in one batched search per collection: they are all in the
             # index already, and placing a face changes people, not the index.
@@ -82,26 +81,34 @@ class PeopleDirectory:
                     SearchFilters(collection=collection, model_pack=self.model_pack),
                 )
                 hits_of.update((record.face_id, hits) for record, hits in zip(members, found, strict=True))
-            for record in records:
-                placed.update(self._place(record, hits_of[record.face_id]))
-        return placed
+            # The assignments of these faces and of all their neighbours, read once; each decision
+            # adds its own, so a later face of the request sees where an earlier one went.
+            faces = [h.face_id for hits in hits_of.values() for h in hits] + [r.face_id for r in records]
+            person_of = self.store.person_of(list(dict.fromkeys(faces)))
+            assignments = [
+                a for record in records for a in self._place(record, hits_of[record.face_id], person_of)
+            ]
+            # One write for the request (one transaction, one bulk request); its people exist already.
+            self.store.assign(assignments)
+        return {a.face_id: a.person_id for a in assignments}
 
-    def _place(self, record: FaceRecord, hits: Sequence[SearchHit]) -> dict[str, str]:
+    def _place(
+        self, record: FaceRecord, hits: Sequence[SearchHit], person_of: dict[str, str]
+    ) -> list[Assignment]:
+        """The face's decision as assignments to make (creating its person if new), also entered in
+        `person_of`; none when it waits or already has a person (a re-processed image keeps it)."""
+        if record.face_id in person_of:
+            return []
         neighbours = [(h.face_id, h.similarity) for h in hits if h.face_id != record.face_id]
-        person_of = self.store.person_of([record.face_id, *(face for face, _ in neighbours)])
-        if record.face_id in person_of:  # re-processed image: it keeps its person
-            return {}
         decision = decide(record.face_id, neighbours, person_of, self.policy)
         if decision.waits:
-            return {}
+            return []
         person_id = decision.person
         if person_id is None:
             person_id = self.store.create(record.collection, _now(), new_person_id()).person_id
         scores = {h.face_id: h.det_score for h in hits} | {record.face_id: record.det_score}
-        self.store.assign(
-            [Assignment(face, person_id, record.collection, scores[face]) for face in decision.members]
-        )
-        return dict.fromkeys(decision.members, person_id)
+        person_of.update(dict.fromkeys(decision.members, person_id))
+        return [Assignment(face, person_id, record.collection, scores[face]) for face in decision.members]
 
     def recluster(self, collection: str, records: Iterable[FaceRecord]) -> ReclusterResult:
         """Cluster the collection's faces from scratch (in creation order). A new person that takes

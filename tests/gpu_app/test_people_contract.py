@@ -7,8 +7,9 @@ names a cluster, `elasticsearch-live`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -192,3 +193,40 @@ def test_a_request_of_faces_is_placed_at_once_as_face_by_face(directory: PeopleD
         [f"{name}-{i}" for i in range(4)] for name in ("ann", "bob", "cid")
     ]
     assert list(groups(directory, "other").values()) == [{f.face_id for f in elsewhere}]
+
+
+def test_a_request_reads_and_writes_its_faces_people_once(
+    directory: PeopleDirectory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One read of the assignments of the request's faces and their neighbours, one write of the
+    new ones (one transaction, one bulk request), whatever the number of faces."""
+    rng = np.random.default_rng(10)
+    earlier = identity_faces(rng, "ann", 3)
+    ingest(directory, earlier)
+    (ann,) = groups(directory)
+    ann_more = [face(f"ann-more-{i}", at_cosine(earlier[0].embedding, 0.95, rng)) for i in range(3)]
+    records = ann_more + identity_faces(rng, "bob", 4) + identity_faces(rng, "cid", 1)
+    directory.index.add(records)
+    calls: list[str] = []
+    store = directory.store
+
+    def counted(name: str) -> Callable[..., Any]:
+        method = getattr(store, name)
+
+        def call(*args: Any) -> Any:
+            calls.append(name)
+            return method(*args)
+
+        return call
+
+    for name in ("person_of", "assign"):
+        monkeypatch.setattr(store, name, counted(name))
+
+    placed = directory.cluster_new(records)
+
+    assert calls == ["person_of", "assign"]
+    assert {placed[f"ann-more-{i}"] for i in range(3)} == {ann}
+    bob = {placed[f"bob-{i}"] for i in range(4)}
+    assert len(bob) == 1 and bob != {ann} and "cid-0" not in placed
+    monkeypatch.undo()
+    assert groups(directory)[ann] == {f.face_id for f in earlier + ann_more}
