@@ -371,14 +371,23 @@ GOALS = [
 
 
 LIMITS = {
-    "pipeline / model floor (overhead factor)": "Stage breakdown of a quiet full run (section 2): "
-    "16.0 ms of wall per image against 8.7 ms of floor. The inference worker is busy 13.4 ms of it: "
-    "its model calls ~10.4 ms (threads that yield, beside the ingest workers' decode, thumbnails and "
-    "writes, where the floor's spin alone) and 3 ms of its own Python (letterbox, box decoding, "
-    "alignment); the other ~2.6 ms it waits: a request's first decode, then its index and people "
-    "placement (once, after its images). Tried and measured slower here (same-run --ref, under "
-    "load): letterboxing on the workers 0.73-0.82x, indexing and placing image by image as stored "
-    "0.69-0.74x, spinning threads 0.41x.",
+    "pipeline / model floor (overhead factor)": "CPU-bound on these 2 cores (row 'CPU-bound limit' "
+    "below; section 2's breakdown): a pass costs ~24 ms of CPU per image over all threads, ~18 ms "
+    "of it the model calls themselves (the engine's two-thread sessions, whose threads yield; the "
+    "floor's spinning sessions make the same calls in ~8.8 ms of wall on both cores) and ~5.5 ms "
+    "everything else: decode 1.7, the inference worker's letterbox, box decoding and alignment ~2, "
+    "thumbnails 1.3, writes 0.7, people 0.8, sidecar 0.1 (CPU ms per image, loaded runs of "
+    "2026-11-30). Spread perfectly over 2 cores that is already ~1.35x the floor whatever overlaps "
+    "what; 1.15x allows ~20 ms of CPU per image (1.15 x 8.8 ms x 2 cores), ~2 ms beside the "
+    "model's ~18, or needs model calls that cost less CPU. Cut in this round: sidecar JSON "
+    "0.7 -> 0.1 ms (orjson), "
+    "people placement 1.3 -> 0.8 ms (one batched index search, one read and one write of "
+    "assignments per request). Measured slower or no gain here (same-run pipeline arms under load; "
+    "micro-benchmarks for the last three): letterboxing "
+    "on the workers 0.73-0.82x, indexing and placing image by image 0.69-0.74x, spinning threads "
+    "0.41x, two single-thread inference workers 0.79x (the same CPU per image), NMS over a "
+    "pairwise-overlap matrix (2x slower at 36 faces), thumbnail tiles resized without their grey "
+    "square (same cost), OpenCV on one thread (same cost).",
     "pipeline vs naive (throughput)": "Bounded by naive / floor (section 2): a pipeline at the "
     "floor would be that much faster than the naive loop, and this one runs at the overhead factor "
     "of the row above it.",
