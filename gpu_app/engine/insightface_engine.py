@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gpu_app.engine.alignment import norm_crop
+from gpu_app.engine.alignment import norm_crops
 from gpu_app.engine.base import (
     DetectedFace,
     EngineError,
@@ -175,8 +175,9 @@ class InsightFaceEngine:
                 parts.append(self._recognizer.get_feat(list(crops[start : start + self._batch_size])))
         return l2_normalise(np.concatenate(parts, axis=0).astype(np.float32, copy=False))
 
-    def align(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        return norm_crop(image, landmarks, self._recognizer.input_size[0])
+    def align(self, image: np.ndarray, landmarks: np.ndarray) -> list[np.ndarray]:
+        """The aligned crops of every face of the image (landmarks (n, 5, 2)), in face order."""
+        return norm_crops(image, landmarks, self._recognizer.input_size[0])
 
     def analyze(self, images: Sequence[np.ndarray]) -> list[list[DetectedFace]]:
         return first_failure(self.analyze_each(images))
@@ -188,7 +189,7 @@ class InsightFaceEngine:
         for image in images:
             try:
                 boxes, landmarks = self.detect(image)
-                located.append((boxes, landmarks, [self.align(image, points) for points in landmarks]))
+                located.append((boxes, landmarks, self.align(image, landmarks)))
             except Exception as exc:
                 located.append(detached(exc))
         good = [item for item in located if not isinstance(item, Exception)]

@@ -248,3 +248,22 @@ def test_alignment_does_without_scikit_image(
     monkeypatch.setattr(transform, "SimilarityTransform", refused)
     faces = engine.analyze([t1])[0]
     assert len(faces) == 6
+
+
+def test_stacked_alignment_is_scikit_images_estimate_face_by_face() -> None:
+    """All of an image's faces in one stacked estimate (issue 18 goal 1): each matrix is still
+    scikit-image's Umeyama estimate (what insightface uses) bit for bit, degenerate faces included."""
+    from skimage.transform._geometric import _umeyama
+
+    from gpu_app.engine.alignment import similarity_matrices, template_for
+
+    rng = np.random.default_rng(21)
+    faces = (rng.uniform(50, 900, size=(400, 1, 2)) + rng.normal(0, 20, size=(400, 5, 2))).astype(np.float32)
+    faces[::7] = faces[::7, ::-1]  # mirrored point order: a reflection
+    faces[3] = np.linspace([10, 10], [50, 90], 5, dtype=np.float32)  # collinear: rank 1
+    faces[5] = np.float32(42.0)  # one point five times: rank 0
+    for size in (112, 128):
+        template = template_for(size)
+        got = similarity_matrices(faces, template)
+        for face, matrix in zip(faces, got, strict=True):
+            np.testing.assert_array_equal(matrix, _umeyama(face, template, True)[:2])
