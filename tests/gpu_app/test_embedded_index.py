@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import subprocess
 import sys
@@ -392,3 +393,35 @@ def test_people_placement_asks_the_index_once_per_request(tmp_path: Path) -> Non
         store.close()
     assert calls == [40]
     assert len(set(placed.values())) == 5  # 5 people of 8 faces each
+
+
+def test_a_retrain_as_the_index_grows_reads_the_bfloat16_copy_with_upserts_and_deletes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = approximate(tmp_path)
+    first = clustered(600, seed=14)
+    index.add(first)  # past exact_limit: 32 lists
+    assert index._faiss.nlist == 32
+    assert index.delete_image(first[3].image_id) == 1
+    moved = [
+        dataclasses.replace(r, embedding=-r.embedding)  # the same face_ids, new vectors
+        for r in first[10:14]
+    ]
+    index.add(moved)
+
+    def no_sqlite_read(self: EmbeddedIndex) -> None:
+        raise AssertionError("a retrain while the copy is current read every row from SQLite")
+
+    monkeypatch.setattr(EmbeddedIndex, "_stored_vectors", no_sqlite_read)
+    monkeypatch.setattr(EmbeddedIndex, "_stored_halves", no_sqlite_read)
+    rest = clustered(3600, seed=15, prefix="d")
+    for start in range(0, len(rest), 600):
+        index.add(rest[start : start + 600])
+    assert index._faiss.nlist == 64  # retrained as it grew past 4,096
+    assert index._faiss.ntotal == index.count() == 600 - 1 + 3600
+    assert first[3].face_id not in {h.face_id for h in index.search(first[3].embedding, 10, -1.0)}
+    for record in moved:
+        best = index.search(record.embedding, 1, -1.0)[0]
+        assert best.face_id == record.face_id and best.similarity == pytest.approx(1.0, abs=1e-5)
+    assert recall_at_10(index, first + rest, rest[::97]) >= 0.9
+    index.close()
