@@ -33,9 +33,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 
 from botocore.exceptions import ClientError
 
-from lambdas.common.aws import client, error_code
-from lambdas.common.cache import per_container
-from lambdas.common.config import dispatcher_config
+from lambdas.common.aws import error_code
 
 # SNS redelivers within minutes and Lambda retries an asynchronous event for up to 6 hours; a day
 # covers both with margin, after which the record is void and DynamoDB's TTL removes it.
@@ -201,9 +199,3 @@ def function_prefix(function: Callable[..., Any]) -> str:
     function's name, the module and the qualified name (kept so that older records still count)."""
     lambda_function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "test-func")
     return f"{lambda_function}.{function.__module__}.{function.__qualname__}"
-
-
-@per_container
-def dispatcher_store() -> IdempotencyStore:
-    """The dispatcher's table (IDEMPOTENCY_TABLE), once per container."""
-    return IdempotencyStore(dispatcher_config().idempotency_table, client("dynamodb"))

@@ -1,4 +1,7 @@
-"""Typed models of the messages and events the functions accept, with validation that explains itself."""
+"""The dispatcher's job messages: size and depth checks, decoding, and the typed TriggerMessage, with
+validation that explains itself. The controller's request is in controller_request.py, the Batch
+state-change event the monitor reads in lambdas/monitor/events.py: each function imports only its
+own schemas (issue 18 goal 4)."""
 
 from __future__ import annotations
 
@@ -7,17 +10,10 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Final, Literal, cast
+from typing import Any, Final
 
-from contract.limits import MAX_FILES_PER_CONTROLLER_REQUEST
-from lambdas.common.validation import (
-    InvalidMessageError,
-    optional_collection,
-    optional_str,
-    plain_key,
-    reject_unknown,
-    require_mapping,
-)
+from lambdas.common.controller_request import Metadata
+from lambdas.common.validation import InvalidMessageError, optional_str, reject_unknown, require_mapping
 
 # SNS allows 256 KiB; a genuine job message is a few hundred bytes, so anything near the limit is
 # a mistake (a whole file pasted into a message) and is refused before it is parsed.
@@ -27,10 +23,6 @@ MAX_MESSAGE_BYTES: Final = 64 * 1024
 MAX_JSON_DEPTH: Final = 32
 # The tokens depth depends on: an escape (skipped, so an escaped quote ends no string), a quote, a bracket.
 _JSON_DEPTH_TOKEN = re.compile(r'\\.|["\[\]{}]')
-UNKNOWN: Final = "unknown"
-
-Action = Literal["start", "stop", "status", "start_and_process"]
-ACTIONS: Final[tuple[Action, ...]] = ("start", "stop", "status", "start_and_process")
 
 
 def utf8_size(text: str) -> int:
@@ -83,27 +75,6 @@ def decode_message(raw: str) -> Any:
 
 
 @dataclasses.dataclass(frozen=True)
-class Metadata:
-    user: str = UNKNOWN
-    project: str = UNKNOWN
-    experiment: str = UNKNOWN
-
-    @classmethod
-    def parse(cls, value: Any) -> Metadata:
-        if value is None:
-            return cls()
-        metadata = require_mapping(value, "metadata")
-        # Other metadata keys are informational and ignored; these three travel with the job.
-        fields = {
-            name: optional_str(metadata, name, "metadata", 128) for name in ("user", "project", "experiment")
-        }
-        return cls(**{name: item for name, item in fields.items() if item is not None})
-
-    def as_dict(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass(frozen=True)
 class TriggerMessage:
     """`{"trigger_type": ..., "data": {...}, "metadata": {...}, "idempotency_key": ...}`."""
 
@@ -143,117 +114,3 @@ class TriggerMessage:
             return None
         canonical = json.dumps(decoded, sort_keys=True, separators=(",", ":"))  # ASCII: surrogates escaped
         return f"{key}:{hashlib.sha256(canonical.encode('ascii')).hexdigest()}"
-
-
-@dataclasses.dataclass(frozen=True)
-class ControllerRequest:
-    """`{"action": "start"|"stop"|"status"|"start_and_process", "payload": {"files": [...]}}`."""
-
-    action: Action
-    files: tuple[str, ...] = ()
-    collection: str | None = None
-    # Who asked (travels from the dispatcher's message into the controller's logs).
-    metadata: Metadata = Metadata()
-
-    @classmethod
-    def parse(cls, value: Any, field: str = "request") -> ControllerRequest:
-        request = require_mapping(value, field)
-        reject_unknown(request, ("action", "payload", "metadata"), field)
-        action = request.get("action")
-        if action not in ACTIONS:
-            raise InvalidMessageError(f"{field}.action must be one of {', '.join(ACTIONS)}, got {action!r}")
-        payload = require_mapping(request.get("payload", {}), f"{field}.payload")
-        metadata = Metadata.parse(request.get("metadata"))
-        if action != "start_and_process":
-            reject_unknown(payload, (), f"{field}.payload")
-            return cls(action=cast(Action, action), metadata=metadata)
-        reject_unknown(payload, ("files", "collection"), f"{field}.payload")
-        files = payload.get("files")
-        if not isinstance(files, list) or not 0 < len(files) <= MAX_FILES_PER_CONTROLLER_REQUEST:
-            raise InvalidMessageError(
-                f"{field}.payload.files must be a list of 1..{MAX_FILES_PER_CONTROLLER_REQUEST} object keys"
-            )
-        return cls(
-            action="start_and_process",
-            files=tuple(plain_key(item, f"{field}.payload.files[{i}]") for i, item in enumerate(files)),
-            collection=optional_collection(payload, "collection", f"{field}.payload"),
-            metadata=metadata,
-        )
-
-    def as_payload(self) -> dict[str, Any]:
-        """The event the controller function is invoked with."""
-        event: dict[str, Any] = {"action": self.action, "metadata": self.metadata.as_dict()}
-        if self.action == "start_and_process":
-            event["payload"] = {"files": list(self.files)}
-            if self.collection is not None:
-                event["payload"]["collection"] = self.collection
-        return event
-
-
-@dataclasses.dataclass(frozen=True)
-class JobAttempt:
-    exit_code: int | None
-    reason: str
-    log_stream_name: str
-    started_at: int | None
-    stopped_at: int | None
-
-
-@dataclasses.dataclass(frozen=True)
-class BatchJobStateChange:
-    """The `detail` of an EventBridge "Batch Job State Change" event (the DescribeJobs shape)."""
-
-    job_name: str
-    job_id: str
-    job_queue: str
-    status: str
-    status_reason: str
-    attempts: tuple[JobAttempt, ...]
-    log_stream_name: str
-    environment: Mapping[str, str]
-    created_at: int | None
-    started_at: int | None
-    stopped_at: int | None
-    array_index: int | None
-    array_size: int | None
-
-    @classmethod
-    def from_detail(cls, detail: Mapping[str, Any]) -> BatchJobStateChange:
-        container = detail.get("container") or {}
-        array = detail.get("arrayProperties") or {}
-        attempts = tuple(
-            JobAttempt(
-                exit_code=(attempt.get("container") or {}).get("exitCode"),
-                reason=str(
-                    (attempt.get("container") or {}).get("reason") or attempt.get("statusReason") or ""
-                ),
-                log_stream_name=str((attempt.get("container") or {}).get("logStreamName") or ""),
-                started_at=attempt.get("startedAt"),
-                stopped_at=attempt.get("stoppedAt"),
-            )
-            for attempt in detail.get("attempts") or []
-        )
-        # The last attempt's stream is the one worth reading; the top-level field is the same for
-        # single-attempt jobs and missing when a job never started.
-        log_stream = str(container.get("logStreamName") or "") or next(
-            (a.log_stream_name for a in reversed(attempts) if a.log_stream_name), ""
-        )
-        return cls(
-            job_name=str(detail.get("jobName", "")),
-            job_id=str(detail.get("jobId", "")),
-            job_queue=str(detail.get("jobQueue", "")),
-            status=str(detail.get("status", "")),
-            status_reason=str(detail.get("statusReason") or ""),
-            attempts=attempts,
-            log_stream_name=log_stream,
-            environment={
-                str(item.get("name")): str(item.get("value", ""))
-                for item in container.get("environment") or []
-                if isinstance(item, dict)
-            },
-            created_at=detail.get("createdAt"),
-            started_at=detail.get("startedAt"),
-            stopped_at=detail.get("stoppedAt"),
-            array_index=array.get("index"),
-            array_size=array.get("size"),
-        )

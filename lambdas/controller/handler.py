@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from lambdas.common.config import controller_config
+from lambdas.common.controller_request import ControllerRequest
 from lambdas.common.log import logger
-from lambdas.common.messages import ControllerRequest
+from lambdas.controller.config import controller_config
 from lambdas.controller.service import run
 
 if TYPE_CHECKING:

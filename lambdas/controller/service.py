@@ -13,11 +13,11 @@ from botocore.exceptions import ClientError, WaiterError
 from contract.media import is_video_key
 from lambdas.common import app_client
 from lambdas.common.aws import client, error_code
-from lambdas.common.config import ControllerConfig
+from lambdas.common.controller_request import ControllerRequest
 from lambdas.common.instance import InstanceInfo, describe_instance
 from lambdas.common.log import logger
-from lambdas.common.messages import ControllerRequest
 from lambdas.common.notify import publish
+from lambdas.controller.config import ControllerConfig
 
 # Errors after which another instance type (or a later try) may succeed; anything else is raised as is.
 CAPACITY_ERROR_CODES: Final = frozenset(

@@ -10,9 +10,9 @@ from typing import Any, Final, Literal
 
 from contract import batch_job
 from lambdas.common.aws import client, region
-from lambdas.common.config import DispatcherConfig
-from lambdas.common.messages import Metadata
+from lambdas.common.controller_request import Metadata
 from lambdas.common.validation import InvalidMessageError, optional_int
+from lambdas.dispatcher.config import DispatcherConfig
 
 ComputeType = Literal["gpu", "cpu"]
 RESOURCE_FIELDS: Final = ("compute_type", "vcpus", "memory", "gpus")

@@ -22,12 +22,13 @@ from contract import batch_job
 from contract.limits import MAX_FILES_PER_CONTROLLER_REQUEST
 from contract.media import IMAGE_SUFFIXES, MANIFEST_SUFFIXES, VIDEO_SUFFIXES
 from lambdas.common.aws import client
-from lambdas.common.config import DispatcherConfig, dispatcher_config
-from lambdas.common.idempotency import dispatcher_store, record_id
+from lambdas.common.controller_request import ControllerRequest, Metadata
+from lambdas.common.idempotency import record_id
 from lambdas.common.log import logger
-from lambdas.common.messages import ControllerRequest, Metadata, TriggerMessage
+from lambdas.common.messages import TriggerMessage
 from lambdas.common.validation import InvalidMessageError, plain_key
 from lambdas.dispatcher.batch import JobResources, job_environment, job_name, output_prefix, submit_job
+from lambdas.dispatcher.config import DispatcherConfig, dispatcher_config, dispatcher_store
 from lambdas.dispatcher.dead_letter import dead_letter
 from lambdas.dispatcher.triggers.base import DispatchContext
 from lambdas.dispatcher.triggers.face_embedding import FaceEmbeddingTrigger

@@ -8,11 +8,11 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from lambdas.common.config import dispatcher_config
-from lambdas.common.idempotency import dispatcher_store, function_prefix, record_id
+from lambdas.common.idempotency import function_prefix, record_id
 from lambdas.common.log import logger
 from lambdas.common.messages import TriggerMessage, cut_to_depth, decode_message
 from lambdas.common.validation import InvalidMessageError
+from lambdas.dispatcher.config import dispatcher_config, dispatcher_store
 from lambdas.dispatcher.dead_letter import dead_letter
 from lambdas.dispatcher.s3_events import S3Notification, as_s3_notification, process_notifications
 from lambdas.dispatcher.triggers import TRIGGER_REGISTRY, DispatchContext

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lambdas.common.config import idle_stopper_config
 from lambdas.common.log import logger
+from lambdas.idle_stopper.config import idle_stopper_config
 from lambdas.idle_stopper.service import check_and_stop
 
 if TYPE_CHECKING:

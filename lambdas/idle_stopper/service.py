@@ -17,10 +17,10 @@ from typing import Any
 
 from lambdas.common import app_client
 from lambdas.common.aws import client
-from lambdas.common.config import IdleStopperConfig
 from lambdas.common.instance import InstanceInfo, describe_instance
 from lambdas.common.log import logger
 from lambdas.common.notify import publish
+from lambdas.idle_stopper.config import IdleStopperConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lambdas.common.config import monitor_config
 from lambdas.common.log import EVENT_BRIDGE, logger
+from lambdas.monitor.config import monitor_config
 from lambdas.monitor.service import notify_state_change
 
 if TYPE_CHECKING:

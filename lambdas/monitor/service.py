@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from lambdas.common.aws import region
-from lambdas.common.config import MonitorConfig
 from lambdas.common.log import logger
-from lambdas.common.messages import BatchJobStateChange
 from lambdas.common.notify import publish
 from lambdas.common.validation import escape_unprintable
+from lambdas.monitor.config import MonitorConfig
+from lambdas.monitor.events import BatchJobStateChange
 
 FINAL_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED"})
 

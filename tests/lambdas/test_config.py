@@ -12,14 +12,11 @@ import pytest
 
 from lambdas.common import env
 from lambdas.common.cache import clear_container_caches
-from lambdas.common.config import (
-    ConfigError,
-    ControllerConfig,
-    DispatcherConfig,
-    IdleStopperConfig,
-    MonitorConfig,
-    load,
-)
+from lambdas.common.config import ConfigError, load
+from lambdas.controller.config import ControllerConfig
+from lambdas.dispatcher.config import DispatcherConfig
+from lambdas.idle_stopper.config import IdleStopperConfig
+from lambdas.monitor.config import MonitorConfig
 
 CONFIGS = {
     "dispatcher": DispatcherConfig,

@@ -17,7 +17,6 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
-from lambdas.common.config import dispatcher_config
 from lambdas.common.idempotency import (
     COMPLETED,
     INPROGRESS,
@@ -27,6 +26,7 @@ from lambdas.common.idempotency import (
     function_prefix,
     record_id,
 )
+from lambdas.dispatcher.config import dispatcher_config
 from lambdas.dispatcher.s3_events import OBJECT_RECORD_PREFIX
 from lambdas.dispatcher.service import RetryableDispatchError, dispatch_once
 from tests.lambdas.dispatching import Dispatcher, submitted_jobs

@@ -13,8 +13,8 @@ from botocore.stub import Stubber
 from contract.health import AppHealth
 from lambdas.common.app_client import HealthProbe
 from lambdas.common.aws import client
-from lambdas.common.config import IdleStopperConfig
 from lambdas.common.instance import InstanceInfo
+from lambdas.idle_stopper.config import IdleStopperConfig
 from lambdas.idle_stopper.handler import lambda_handler
 from lambdas.idle_stopper.service import decide
 from tests.lambdas.conftest import Configure

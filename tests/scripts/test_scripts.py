@@ -27,8 +27,9 @@ import boto3
 import pytest
 
 from lambdas.common import env as lambda_env
-from lambdas.common.config import DispatcherConfig
-from lambdas.common.messages import ControllerRequest, TriggerMessage
+from lambdas.common.controller_request import ControllerRequest
+from lambdas.common.messages import TriggerMessage
+from lambdas.dispatcher.config import DispatcherConfig
 from lambdas.dispatcher.triggers import TRIGGER_REGISTRY, DispatchContext
 from tests.support.moto_server import free_port
 

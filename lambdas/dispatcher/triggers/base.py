@@ -6,8 +6,8 @@ import dataclasses
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from lambdas.common.config import DispatcherConfig
 from lambdas.common.messages import TriggerMessage
+from lambdas.dispatcher.config import DispatcherConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from lambdas.common.aws import client
-from lambdas.common.messages import ControllerRequest, TriggerMessage
+from lambdas.common.controller_request import ControllerRequest
+from lambdas.common.messages import TriggerMessage
 from lambdas.dispatcher.triggers.base import BaseTrigger, DispatchContext
 
 

@@ -1,0 +1,19 @@
+"""The monitor's typed configuration (lambdas/common/config.py builds it from env.py's
+variables). In the function's own folder: each function defines only its own class at import."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from lambdas.common.cache import per_container
+from lambdas.common.config import load
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorConfig:
+    notifications_topic_arn: str
+
+
+@per_container
+def monitor_config() -> MonitorConfig:
+    return load(MonitorConfig, "monitor")
