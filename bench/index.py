@@ -387,7 +387,7 @@ def run(opts: Options) -> list[SectionResult]:
                         "close s",
                         "reopen s",
                         "FAISS bytes/vector",
-                        "float16 copy bytes/vector",
+                        "bfloat16 copy bytes/vector",
                         "SQLite bytes/vector",
                         "generate s",
                     ],
@@ -405,15 +405,15 @@ def run(opts: Options) -> list[SectionResult]:
                 "strangers at cosine ~0.2-0.35, near ties that an approximate index may swap.",
                 "Above 20,000 vectors the index is IVF (about sqrt(n) lists, half of them scanned) over "
                 "4-bit product-quantised codes scanned with FAISS's fast scan; its best 2,000 candidates are "
-                "re-scored from a float16 copy of the vectors in memory, and the best 4k of those from the "
+                "re-scored from a bfloat16 copy of the vectors in memory, and the best 4k of those from the "
                 "float32 vectors in SQLite (returned scores are exact; which lists are scanned is the "
                 "approximation); below 20,000, exact flat search.",
                 "Insert: record checks, one executemany upsert per batch in one SQLite transaction (WAL, "
-                "synchronous=NORMAL), the FAISS add and float16 copy (on a second thread while SQLite "
+                "synchronous=NORMAL), the FAISS add and bfloat16 copy (on a second thread while SQLite "
                 "writes), and the retraining each time the size grows 4x (counted in its decile); the bare "
                 "FAISS add has no durability and no retraining.",
-                "Reopen = open() of the closed index: SQLite plus reading the saved FAISS and float16 "
-                "files; close writes them. Memory per vector: the FAISS file and the float16 copy (their "
+                "Reopen = open() of the closed index: SQLite plus reading the saved FAISS and bfloat16 "
+                "files; close writes them. Memory per vector: the FAISS file and the bfloat16 copy (their "
                 "in-memory sizes; the copy's rows run to the highest row id), and SQLite on disk.",
                 "Synthetic data (see the module docstring): recall on uniformly random vectors, which have "
                 "no neighbours worth the name, would need most lists scanned.",
