@@ -18,6 +18,7 @@ dataset's kind pattern, so every round sees the same mix and each arm processes 
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import io
 import json
@@ -313,29 +314,32 @@ def stage_timers(service: Any) -> Iterator[tuple[dict[str, float], dict[str, flo
 TOTAL = "pipeline: process_uploads (wall, total)"
 
 
+def threads_cpu() -> dict[int, float]:
+    """Seconds of CPU each thread of this process has run so far (the scheduler's count); empty
+    where /proc has no per-thread schedstat."""
+    spent: dict[int, float] = {}
+    for task in Path("/proc/self/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            spent[int(task.name)] = int((task / "schedstat").read_text().split()[0]) / 1e9
+    return spent
+
+
 def breakdown_pass(pipeline: Pipeline, images: Sequence[BenchImage]) -> dict[str, Any]:
     """One pass with the stages timed inside it: seconds per stage (wall and the thread's CPU), the
-    total, the CPU time of the whole process (every thread) and the faces."""
+    total, the CPU time of the whole process (every thread), the model calls' share of it and the
+    faces. The model calls' CPU is the calling threads' inside session.run plus every thread that
+    Python did not start (onnxruntime's intra-op pools) over the pass."""
     with stage_timers(pipeline.service) as (spent, cpu):
-        cpu_started = time.process_time()
+        before, cpu_started = threads_cpu(), time.process_time()
         total, (faces, _) = timed(lambda: pipeline.run(images))
-        process_cpu = time.process_time() - cpu_started
+        process_cpu, after = time.process_time() - cpu_started, threads_cpu()
+    python_threads = {thread.native_id for thread in threading.enumerate()}
+    pools = sum(used - before.get(tid, 0.0) for tid, used in after.items() if tid not in python_threads)
     stages = {TOTAL: total, **{name: spent[name] for name in STAGES if name in spent}}
     thread_cpu = {TOTAL: process_cpu, **{name: cpu[name] for name in STAGES if name in cpu}}
+    if after:
+        thread_cpu[CPU_MODEL] = pools + sum(cpu.get(name, 0.0) for name in (DETECT_RUN, RECOGNISE_RUN))
     return {"stages": stages, "cpu": thread_cpu, "faces": faces}
-
-
-def engine_sessions_floor(pipeline: Pipeline, det_size: int) -> Floor | None:
-    """The floor's calls on the pipeline engine's own sessions (threads that yield, as it runs
-    them): their CPU time is what the model costs inside the pipeline. None if the engine has
-    other internals than InsightFaceEngine's."""
-    import types
-
-    inner = pipeline.service.engine.inner
-    detector, recognizer = getattr(inner, "_detector", None), getattr(inner, "_recognizer", None)
-    if detector is None or recognizer is None:
-        return None
-    return Floor(types.SimpleNamespace(det_model=detector, models={"recognition": recognizer}), det_size)
 
 
 def usable_cores() -> int:
@@ -343,7 +347,7 @@ def usable_cores() -> int:
 
 
 CPU_TOTAL = "CPU time of the pass, every thread (process)"
-CPU_MODEL = "  of which model calls (the engine's sessions alone on the same inputs, separate pass)"
+CPU_MODEL = "  of which model calls (session.run's calling threads + onnxruntime's pool threads)"
 CPU_REST = "  of which everything else (decode, pre/post-processing, thumbnails, writes, index, people)"
 LIMIT = "CPU-bound limit: process CPU / {cores} cores / floor (the best overhead factor any overlap reaches)"
 
@@ -363,12 +367,6 @@ def stage_breakdown(
     before = ref.ask("breakdown") if ref else None
     blobs = [floor.det_blob(decode_bgr(i.data)) for i in images]
     floor_seconds = floor_run(floor, blobs, now["faces"], rec)
-    own_sessions = engine_sessions_floor(pipeline, floor.det_size)
-    model_cpu = None
-    if own_sessions is not None:
-        cpu_started = time.process_time()
-        floor_run(own_sessions, blobs, now["faces"], rec)
-        model_cpu = time.process_time() - cpu_started
     names = [TOTAL, *STAGES]
     n = len(images)
     cores = usable_cores()
@@ -395,11 +393,18 @@ def stage_breakdown(
     floor_share = f"{100 * floor_seconds / now['stages'][TOTAL]:.0f}%"
     rows.append(["model floor, same images (separate pass)", ms(floor_seconds / n), "", floor_share, *blank])
     process_cpu = now["cpu"][TOTAL]
+
+    def later_cells(seconds: float | None) -> list[str]:  # the ref's CPU column, when there is one
+        return ["", ms(seconds / n) if seconds is not None else "", ""] if before else []
+
     before_cpu = [ms(before["cpu"][TOTAL] / n), ""] if before and "cpu" in before else ["", ""]
     rows.append([CPU_TOTAL, "", ms(process_cpu / n), "", *(["", *before_cpu] if before else [])])
+    model_cpu = now["cpu"].get(CPU_MODEL)
     if model_cpu is not None:
-        rows.append([CPU_MODEL, "", ms(model_cpu / n), "", *blank])
-        rows.append([CPU_REST, "", ms((process_cpu - model_cpu) / n), "", *blank])
+        before_model = before.get("cpu", {}).get(CPU_MODEL) if before else None
+        before_rest = before["cpu"][TOTAL] - before_model if before and before_model is not None else None
+        rows.append([CPU_MODEL, "", ms(model_cpu / n), "", *later_cells(before_model)])
+        rows.append([CPU_REST, "", ms((process_cpu - model_cpu) / n), "", *later_cells(before_rest)])
     limit, limit_before = limit_of(now), limit_of(before)
     assert limit is not None
     limit_cells = ["", f"{limit:.2f}{TIMES}", ""]
@@ -617,8 +622,9 @@ def run(opts: Options) -> list[SectionResult]:
             "CPU-bound limit (last row of the breakdown): the pass's CPU time over every thread of the "
             "process (model calls as the pipeline runs them plus all the rest), spread perfectly over "
             "the usable cores, against the floor's wall time. No overlap of stages can bring the "
-            "overhead factor below it without cutting CPU work. The model-call share is measured on the "
-            "engine's own sessions (threads that yield) alone; the floor's sessions spin."
+            "overhead factor below it without cutting CPU work. The model calls' share is their calling "
+            "threads' CPU inside session.run plus all CPU of the threads Python did not start "
+            "(onnxruntime's intra-op pools) during the pass."
         )
     if profile_path:
         floor_notes.append(
