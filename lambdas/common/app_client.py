@@ -5,7 +5,6 @@ urllib keeps the Lambda package free of HTTP libraries; the calls are few and sm
 
 from __future__ import annotations
 
-import dataclasses
 import http.client
 import json
 import random
@@ -13,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from contract.health import AppHealth
 from lambdas.common.aws import client
@@ -116,8 +115,7 @@ def _request(
         return status, payload[:500].decode("utf-8", "replace")
 
 
-@dataclasses.dataclass(frozen=True)
-class HealthProbe:
+class HealthProbe(NamedTuple):
     health: AppHealth | None
     error: str = ""
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
+from typing import NamedTuple
 
 from lambdas.common.aws import client
 
 
-@dataclasses.dataclass(frozen=True)
-class InstanceInfo:
+class InstanceInfo(NamedTuple):
     instance_id: str
     state: str  # pending | running | stopping | stopped | shutting-down | terminated
     instance_type: str

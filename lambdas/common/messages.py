@@ -5,12 +5,11 @@ own schemas (issue 18 goal 4)."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from lambdas.common.controller_request import Metadata
 from lambdas.common.validation import InvalidMessageError, optional_str, reject_unknown, require_mapping
@@ -74,8 +73,7 @@ def decode_message(raw: str) -> Any:
         raise InvalidMessageError(f"message is not JSON: {exc}", "InvalidJSON") from None
 
 
-@dataclasses.dataclass(frozen=True)
-class TriggerMessage:
+class TriggerMessage(NamedTuple):
     """`{"trigger_type": ..., "data": {...}, "metadata": {...}, "idempotency_key": ...}`."""
 
     trigger_type: str

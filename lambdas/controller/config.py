@@ -3,14 +3,13 @@ variables). In the function's own folder: each function defines only its own cla
 
 from __future__ import annotations
 
-import dataclasses
+from typing import NamedTuple
 
 from lambdas.common.cache import per_container
 from lambdas.common.config import load
 
 
-@dataclasses.dataclass(frozen=True)
-class ControllerConfig:
+class ControllerConfig(NamedTuple):
     gpu_instance_id: str
     app_port: int
     app_url_override: str

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -352,7 +351,7 @@ def run(request: ControllerRequest, config: ControllerConfig, remaining: Remaini
             outcome |= {"app_url": url, "health_polls": polls}
             images = tuple(name for name in request.files if not is_video_key(name))
             if images:  # videos go to POST /videos, images to /process
-                images_only = dataclasses.replace(request, files=images)
+                images_only = request._replace(files=images)
                 outcome |= process_all(url, config.api_key_parameter, images_only, limit, remaining)
             if len(images) < len(request.files):
                 outcome["videos"] = submit_videos(url, config.api_key_parameter, request, remaining)

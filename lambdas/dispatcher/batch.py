@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from contract import batch_job
 from lambdas.common.aws import client, region
@@ -20,8 +19,7 @@ MAX_JOB_NAME: Final = 128
 _NOT_IN_JOB_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-@dataclasses.dataclass(frozen=True)
-class JobResources:
+class JobResources(NamedTuple):
     compute_type: ComputeType
     vcpus: int
     memory: int  # MiB

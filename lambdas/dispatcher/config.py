@@ -3,7 +3,7 @@ variables). In the function's own folder: each function defines only its own cla
 
 from __future__ import annotations
 
-import dataclasses
+from typing import NamedTuple
 
 from lambdas.common.aws import client
 from lambdas.common.cache import per_container
@@ -11,8 +11,7 @@ from lambdas.common.config import load
 from lambdas.common.idempotency import IdempotencyStore
 
 
-@dataclasses.dataclass(frozen=True)
-class DispatcherConfig:
+class DispatcherConfig(NamedTuple):
     ml_input_bucket: str
     ml_output_bucket: str
     gpu_job_queue: str

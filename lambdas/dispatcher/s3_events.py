@@ -10,12 +10,11 @@ and the delivery is retried.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import unquote_plus
 
 from contract import batch_job
@@ -44,8 +43,7 @@ EVENT_METADATA: Final = Metadata(user="s3-event", project="s3-events", experimen
 VIDEO_COMMAND: Final = ("python", "-m", "gpu_app.batch", "video")
 
 
-@dataclasses.dataclass(frozen=True)
-class S3Object:
+class S3Object(NamedTuple):
     """One ObjectCreated record, its key decoded (S3 URL-encodes keys in events, a space as '+')."""
 
     bucket: str
@@ -66,8 +64,7 @@ class S3Object:
         return PurePosixPath(self.key).suffix.lower()
 
 
-@dataclasses.dataclass
-class S3Notification:
+class S3Notification(NamedTuple):
     """What one delivery held: its object records, or an `s3:TestEvent` (nothing to do)."""
 
     delivery_id: str

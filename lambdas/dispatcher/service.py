@@ -3,10 +3,9 @@ once; S3 event notifications among them are routed by object (lambdas/dispatcher
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lambdas.common.idempotency import function_prefix, record_id
 from lambdas.common.log import logger
@@ -116,8 +115,7 @@ def process_message(raw: str, message_id: str, context: LambdaContext) -> dict[s
         return _once(reject_once, rejection, context)
 
 
-@dataclasses.dataclass(frozen=True)
-class Delivery:
+class Delivery(NamedTuple):
     """One message as it reached the function: its text, the id that identifies it (SNS's MessageId,
     an SQS message's or a direct invocation's request id) and, from SQS, the record's messageId that
     a partial batch response names (`batchItemFailures[].itemIdentifier`)."""

@@ -11,9 +11,8 @@ The rule is stateless (nothing is stored between scheduled runs):
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from lambdas.common import app_client
 from lambdas.common.aws import client
@@ -23,8 +22,7 @@ from lambdas.common.notify import publish
 from lambdas.idle_stopper.config import IdleStopperConfig
 
 
-@dataclasses.dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     stop: bool
     reason: str
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclasses.dataclass(frozen=True)
-class JobAttempt:
+class JobAttempt(NamedTuple):
     exit_code: int | None
     reason: str
     log_stream_name: str
@@ -16,8 +14,7 @@ class JobAttempt:
     stopped_at: int | None
 
 
-@dataclasses.dataclass(frozen=True)
-class BatchJobStateChange:
+class BatchJobStateChange(NamedTuple):
     """The `detail` of an EventBridge "Batch Job State Change" event (the DescribeJobs shape)."""
 
     job_name: str

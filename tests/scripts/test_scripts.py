@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -187,9 +188,9 @@ def dispatcher_accepts(message: dict) -> None:
     """The dispatcher's own parsing and trigger validation (no AWS call happens before execute())."""
     defaults = lambda_env.DISPATCHER
     values: dict[str, Any] = {}
-    for item in dataclasses.fields(DispatcherConfig):
-        default = defaults[item.name.upper()]
-        values[item.name] = (int(default) if item.type == "int" else default) if default is not None else "x"
+    for name, kind in typing.get_type_hints(DispatcherConfig).items():
+        default = defaults[name.upper()]
+        values[name] = (int(default) if kind is int else default) if default is not None else "x"
     parsed = TriggerMessage.parse(json.dumps(message))
     TRIGGER_REGISTRY[parsed.trigger_type](parsed, DispatchContext(DispatcherConfig(**values), "key", "id"))
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from lambdas.common.messages import TriggerMessage
 from lambdas.dispatcher.config import DispatcherConfig
 
 
-@dataclasses.dataclass(frozen=True)
-class DispatchContext:
+class DispatchContext(NamedTuple):
     config: DispatcherConfig
     # Same for every delivery of one message: names jobs and output prefixes deterministically.
     idempotency_key: str

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -19,7 +18,7 @@ class GpuInstanceTrigger(BaseTrigger):
         super().__init__(message, context)
         # The controller's own model: a request the dispatcher accepts is one the controller accepts.
         request = ControllerRequest.parse(message.data, "data")
-        self.request = dataclasses.replace(request, metadata=message.metadata)
+        self.request = request._replace(metadata=message.metadata)
 
     def execute(self) -> dict[str, Any]:
         # Asynchronous: starting and processing can take minutes; the controller reports by its logs
