@@ -214,8 +214,10 @@ class EmbeddedIndex:
             tmp.replace(self._faiss_path)
             if self._halves is not None:
                 tmp = self._halves_path.with_suffix(".tmp")
+                db = self._require_db()
+                rows = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM faces").fetchone()[0]) + 1
                 with tmp.open("wb") as out:
-                    np.save(out, self._halves)
+                    np.save(out, self._halves[:rows])  # the rows in use, not the room grown ahead of them
                 tmp.replace(self._halves_path)
                 self._float16_path.unlink(missing_ok=True)
             # Written last: a crash before it leaves the older generation, so the next open rebuilds.

@@ -425,3 +425,19 @@ def test_a_retrain_as_the_index_grows_reads_the_bfloat16_copy_with_upserts_and_d
         assert best.face_id == record.face_id and best.similarity == pytest.approx(1.0, abs=1e-5)
     assert recall_at_10(index, first + rest, rest[::97]) >= 0.9
     index.close()
+
+
+def test_the_saved_bfloat16_copy_holds_the_rows_in_use_not_the_room_grown_ahead(tmp_path: Path) -> None:
+    index = approximate(tmp_path)
+    first, more = clustered(600, seed=16), clustered(100, seed=17, prefix="m")
+    index.add(first)
+    index.add(more)  # past the copy's end: it doubles, room for ~1,200 rows
+    assert index._halves is not None and len(index._halves) > 701
+    expected = top(index, more[3].embedding)
+    index.close()
+    assert np.load(tmp_path / "faces.bf16.npy").shape == (701, DIM)  # row ids 1..700, row 0 unused
+    again = approximate(tmp_path)
+    assert top(again, more[3].embedding) == expected
+    again.add(clustered(10, seed=18, prefix="n"))  # grows again from the trimmed copy
+    assert again.count() == 710
+    again.close()
