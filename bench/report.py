@@ -329,7 +329,7 @@ GOALS = [
     ),
     Goal(
         "2",
-        "index memory per vector (FAISS + float16 copy), 1M",
+        "index memory per vector (FAISS + bfloat16 copy), 1M",
         "number:memory_bytes_per_vector_1000k_512",
         "2,064 (flat)",
         "reported",
@@ -393,24 +393,30 @@ LIMITS = {
     "pipeline vs naive (throughput)": "Bounded by naive / floor (section 2): a pipeline at the "
     "floor would be that much faster than the naive loop, and this one runs at the overhead factor "
     "of the row above it.",
-    "query_p95_ms_1000k_512": "The tail is the queries' own work, not waits: in the quiet full run "
-    "CPU p95 equals wall p95 "
-    "(next row), p50 ~5 ms, and the 1M loop runs only 60-80 queries in its 60 s (numpy exact is "
-    "~450 ms each), so p95 is the 4th slowest; a run under load measured CPU p95 7.2 ms. Which "
-    "queries cost 10+ ms is not profiled yet (the scan covers half the 512 lists, then 2,000 "
-    "float16 re-scores; fewer probes buy latency at the cost of recall, row 'recall@10 vs "
-    "exact'). The 30-50 ms first query after the numpy exact arm, which dominated earlier p95s, "
-    "was the exact arm's BLAS threads spinning on the second core: one untimed query on switching"
-    " arms removed it.",
+    "query_p95_ms_1000k_512": "A 1M query's own work is ~3-3.5 ms of CPU (column 'CPU p95'; "
+    "profiled under load ~3: fast scan of half the 512 lists ~1.8 ms, bfloat16 re-score of 2,000 "
+    "candidates ~0.6 ms, SQLite read of the 40 finalists ~0.4 ms, their exact scores ~0.1 ms), so a "
+    "wall p95 above 10 ms is time spent waiting for a core on a busy machine (compare the CPU p95). "
+    "Earlier tails were the bench's own: the numpy exact arm beside every query (60-80 of 200 queries "
+    "ran; the ground truth is now computed once, untimed) and numpy's BLAS threads spinning on the "
+    "second core after it (the exact arm now runs einsum on one thread).",
     "recall10_1000k_512": "Which lists are scanned bounds recall: a face's 9th and 10th neighbours are "
     "strangers at cosine ~0.4 lying in lists far from the query. Half of the lists are scanned and "
-    "2,000 candidates re-scored (0.989 over 200 queries in a separate run); a loaded machine runs fewer "
-    "queries within the time limit (column 'queries'), so the figure has a wider error.",
-    "insert_per_s_1000k_512": "Two cores for two writers: SQLite writes each 2 KB row twice (WAL, then "
-    "the checkpoint) and FAISS assigns each vector to one of 512 lists and packs its 4-bit code; they "
-    "now run at once (the FAISS add on a second thread), so a batch costs the slower of the two plus "
-    "the record checks in Python, and any other job on the machine takes a core from one of them. "
-    "The bare fast-scan add alone is in section 5's table (its rate bounds this one).",
+    "2,000 candidates re-scored (0.989-0.990 over all 200 queries in runs under load); more candidates "
+    "or probes buy recall with latency.",
+    "insert_per_s_1000k_512": "~43k/s at 1M under load ~2.5 (this round's runs). Where 1M inserts go "
+    "(instrumented, load ~2.3): on the writer thread SQLite executemany ~7.6 s and commit ~4.9 s (the "
+    "WAL write, and every ~7th commit a checkpoint copying the WAL into the database with two fsyncs) "
+    "plus ~1 s of record checks; on the cache thread, in parallel, the FAISS add ~8.3 s (the bare "
+    "fast-scan add rate bounds it) and the bfloat16 copy; in series, the retrains at 20k, 65k and 262k "
+    "~3.8 s (at 262k: k-means ~1.2 s on one thread, re-adding 262k vectors ~1.5-2.5 s). This round "
+    "cut the retrains (from the in-memory copy slice by slice: no read of every SQLite row, no 2 GB "
+    "float32 matrix, whose page faults cost more than the training here) and the copy's conversion "
+    "(10x). Tried, no gain measured under load: checkpoints on a background thread "
+    "(wal_autocheckpoint=0, PASSIVE ones paced at 0.2 s, the WAL bounded by a TRUNCATE past 256 MB; "
+    "same-run A/B 18.2k and 23.3k/s vs 19.8k and 24.2k/s with SQLite's own, load ~4.5: the copy "
+    "then competes for the same two cores), cache_size 64 MB, wal_autocheckpoint 8000, 32/64 KB "
+    "pages (within noise), all cores for the coarse k-means (1.2 s vs 1.0 s under load).",
     "peak RSS while serving / RSS when ready": "The ready process holds the warmed model (one "
     "detection and one full recognition batch before /ready; offline_sc ~300 MB); serving adds one "
     "image's transients per ingest worker (2 on these cores): its encoded body, decoded pixels and "
