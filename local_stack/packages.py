@@ -1,9 +1,10 @@
 """The Lambda zips Terraform uploads to moto: the functions' code only, built with make package's
 own zip writer (scripts/package_lambdas.py: same entries, sorted, fixed times).
 
-moto stores a function's zip and never runs it (the local host runs the handlers from the checkout),
-so the dependencies `make package` adds for the python3.12 runtime are left out: building them needs
-pip to fetch wheels for another platform, and a start would wait for it.
+moto stores a function's zip and never runs it (the local host runs the handlers from the checkout).
+The functions need nothing beyond the standard library and the runtime's boto3 today, so these are
+the zips `make package` builds; should requirements/lambda.txt gain a dependency, it is left out here
+(building it needs pip to fetch wheels for another platform, and a start would wait for it).
 """
 
 from __future__ import annotations
