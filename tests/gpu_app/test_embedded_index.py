@@ -441,3 +441,31 @@ def test_the_saved_bfloat16_copy_holds_the_rows_in_use_not_the_room_grown_ahead(
     again.add(clustered(10, seed=18, prefix="n"))  # grows again from the trimmed copy
     assert again.count() == 710
     again.close()
+
+
+def test_growing_out_of_exact_search_sizes_the_lists_ahead_and_skips_a_retrain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rebuilds: list[int] = []
+    original = EmbeddedIndex._rebuild_faiss
+
+    def counted(self: EmbeddedIndex) -> None:
+        original(self)
+        rebuilds.append(_nlist_of(self))
+
+    monkeypatch.setattr(EmbeddedIndex, "_rebuild_faiss", counted)
+    index = EmbeddedIndex(tmp_path, exact_limit=1100)
+    index.open(DIM, "pack")
+    data = clustered(5000, seed=19)
+    for start in range(0, len(data), 500):
+        index.add(data[start : start + 500])
+    # 64 lists from 1,500 vectors on (the lists of 6,000): no retrain at 4,096, where 32 lists would
+    # have doubled; every vector is still found.
+    assert rebuilds == [0, 64]
+    assert index._faiss.ntotal == 5000
+    assert recall_at_10(index, data, data[::250]) >= 0.9
+    index.close()
+
+
+def _nlist_of(index: EmbeddedIndex) -> int:
+    return int(getattr(index._faiss, "nlist", 0))
