@@ -415,8 +415,8 @@ def run(opts: Options) -> list[SectionResult]:
                 "approximation); below 20,000, exact flat search.",
                 "Insert: record checks, one executemany upsert per batch in one SQLite transaction (WAL, "
                 "synchronous=NORMAL), the FAISS add and bfloat16 copy (on a second thread while SQLite "
-                "writes), and the retraining each time the size grows 4x (counted in its decile); the bare "
-                "FAISS add has no durability and no retraining.",
+                "writes), and the retraining each time the lists double (at 262k on the way to 1M; "
+                "counted in its decile); the bare FAISS add has no durability and no retraining.",
                 "Reopen = open() of the closed index: SQLite plus reading the saved FAISS and bfloat16 "
                 "files; close writes them. Memory per vector: the FAISS file and the bfloat16 copy (their "
                 "in-memory sizes; the copy's rows run to the highest row id), and SQLite on disk.",

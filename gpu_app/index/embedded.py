@@ -15,7 +15,9 @@ cheaper per vector than the next and narrowing the candidates for it:
    which convert one element at a time (0.5 vs 1.7 ms for 2,000 candidates at 512-d); a score is
    off by ~3e-4 at most, far below the gaps this stage decides.
 3. the float32 vectors stored in SQLite score those exactly, so every returned similarity is exact.
-It is retrained (rebuilt from SQLite) each time the collection grows 4x.
+It is retrained each time the number of lists doubles (the collection grew 4x; the first IVF index
+is sized for 4x its vectors, so the first retrain comes at 16x), from the bfloat16 copy while it is
+current, otherwise from SQLite.
 A collection filter is a per-collection bitmap kept up to date by writes, not an id list per query.
 """
 
