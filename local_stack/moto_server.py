@@ -263,13 +263,20 @@ def patch_sqs_event_source_delivery() -> None:
 
 
 def patch_sqs_redrive_allow_policy() -> None:
-    """GetQueueAttributes answers RedriveAllowPolicy (alone or within All) once it is set."""
+    """GetQueueAttributes answers RedriveAllowPolicy (alone or within All) while it is set; setting
+    it to "" removes it, as SQS does (Terraform's destroy clears it and waits until it is gone)."""
     from moto.sqs.models import Queue
 
     if "RedriveAllowPolicy" not in Queue.BASE_ATTRIBUTES:
         Queue.BASE_ATTRIBUTES = [*Queue.BASE_ATTRIBUTES, "RedriveAllowPolicy"]
-    # Read for every queue's attributes; None (never set) is left out of the answer, as SQS does.
-    Queue.redrive_allow_policy = None  # type: ignore[attr-defined]
+
+    def read(queue: Any) -> str | None:
+        return queue.__dict__.get("_redrive_allow_policy") or None  # None is left out of answers
+
+    def write(queue: Any, value: str | None) -> None:
+        queue.__dict__["_redrive_allow_policy"] = value
+
+    Queue.redrive_allow_policy = property(read, write)  # type: ignore[attr-defined]
 
 
 def patch_event_source_mapping_function_filter() -> None:

@@ -190,6 +190,10 @@ def test_a_queue_shows_its_redrive_allow_policy(stack_moto: str) -> None:
     assert everything["RedriveAllowPolicy"] == policy
     everything = sqs.get_queue_attributes(QueueUrl=plain, AttributeNames=["All"])["Attributes"]
     assert "RedriveAllowPolicy" not in everything
+    # Cleared as Terraform's destroy clears it, it is gone (the provider waits until it is).
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedriveAllowPolicy": ""})
+    answer = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedriveAllowPolicy"])
+    assert "RedriveAllowPolicy" not in answer.get("Attributes", {})
 
 
 def test_a_poller_batches_the_window_and_leaves_only_the_failed_records(
