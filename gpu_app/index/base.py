@@ -115,6 +115,16 @@ class VectorIndex(Protocol):
     ) -> list[SearchHit]:
         """Top-k faces with cosine similarity >= threshold, best first."""
 
+    def search_many(
+        self,
+        queries: np.ndarray,
+        k: int,
+        threshold: float,
+        filters: SearchFilters | None = None,
+    ) -> list[list[SearchHit]]:
+        """`search` of each row of `queries` in one call (one FAISS call, one _msearch): placing a
+        request's faces into people asks for all of them at once."""
+
     def get(self, face_id: str) -> FaceRecord | None: ...
 
     def delete_image(self, image_id: str) -> int:
@@ -125,18 +135,3 @@ class VectorIndex(Protocol):
     def health(self) -> IndexHealth: ...
 
     def close(self) -> None: ...
-
-
-def search_each(
-    index: VectorIndex,
-    queries: np.ndarray,
-    k: int,
-    threshold: float,
-    filters: SearchFilters | None = None,
-) -> list[list[SearchHit]]:
-    """`index.search` of each row of `queries`, in one batched call where the backend has one
-    (`search_many`, same arguments): placing a request's faces into people asks for all of them at once."""
-    batched = getattr(index, "search_many", None)
-    if batched is not None:
-        return list(batched(queries, k, threshold, filters))
-    return [index.search(query, k, threshold, filters) for query in queries]

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gpu_app.index import FaceRecord, SearchFilters, SearchHit, VectorIndex
-from gpu_app.index.base import search_each
 from gpu_app.people.base import (
     Assignment,
     PeopleConflictError,
@@ -73,8 +72,7 @@ class PeopleDirectory:
             hits_of: dict[str, list[SearchHit]] = {}
             for collection in dict.fromkeys(record.collection for record in records):
                 members = [record for record in records if record.collection == collection]
-                found = search_each(
-                    self.index,
+                found = self.index.search_many(
                     np.stack([np.asarray(record.embedding, dtype=np.float32) for record in members]),
                     self.policy.neighbours + 1,
                     self.policy.threshold,
