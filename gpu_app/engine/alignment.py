@@ -65,19 +65,9 @@ def similarity_matrices(sources: np.ndarray, target: np.ndarray) -> np.ndarray:
     return transform
 
 
-def similarity_matrix(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """The 2x3 similarity transform of one face's points (see `similarity_matrices`)."""
-    return similarity_matrices(np.asarray(source)[None], target)[0]
-
-
 def norm_crops(image: np.ndarray, landmarks: np.ndarray, image_size: int) -> list[np.ndarray]:
     """The aligned `image_size` square crops of the faces with these five landmarks each (n, 5, 2)."""
     if len(landmarks) == 0:
         return []
     matrices = similarity_matrices(landmarks, template_for(image_size))
     return [cv2.warpAffine(image, matrix, (image_size, image_size), borderValue=0.0) for matrix in matrices]
-
-
-def norm_crop(image: np.ndarray, landmarks: np.ndarray, image_size: int) -> np.ndarray:
-    """The aligned `image_size` square crop of the face with these five landmarks."""
-    return norm_crops(image, np.asarray(landmarks)[None], image_size)[0]

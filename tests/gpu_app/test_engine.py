@@ -223,7 +223,7 @@ def test_alignment_matches_insightface_norm_crop(engine: InsightFaceEngine, t1: 
 
     from insightface.utils import face_align
 
-    from gpu_app.engine.alignment import norm_crop, similarity_matrix, template_for
+    from gpu_app.engine.alignment import norm_crops, similarity_matrices, template_for
 
     _, landmarks = engine.detect(t1)
     for size in (112, 128, 224):
@@ -232,8 +232,8 @@ def test_alignment_matches_insightface_norm_crop(engine: InsightFaceEngine, t1: 
                 warnings.simplefilter("ignore", FutureWarning)
                 want = face_align.estimate_norm(points, size)
                 want_crop = face_align.norm_crop(t1, points, size)
-            np.testing.assert_array_equal(similarity_matrix(points, template_for(size)), want)
-            np.testing.assert_array_equal(norm_crop(t1, points, size), want_crop)
+            np.testing.assert_array_equal(similarity_matrices(points[None], template_for(size))[0], want)
+            np.testing.assert_array_equal(norm_crops(t1, points[None], size)[0], want_crop)
 
 
 def test_alignment_does_without_scikit_image(
