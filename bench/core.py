@@ -62,6 +62,11 @@ class Options:
         return quick if self.quick else full
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity), where the platform says; else all of them."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def model_pack() -> tuple[Path, str]:
     """The pack every arm loads (MODEL_ROOT / MODEL_PACK win over the shared offline pack)."""
     root = Path(os.environ.get("MODEL_ROOT") or DEFAULT_MODEL_ROOT).expanduser().resolve()

@@ -54,6 +54,7 @@ from bench.core import (
     ms,
     per_round,
     timed,
+    usable_cores,
 )
 from bench.dataset import BenchImage
 from bench.models import Floor, decode_bgr, load_naive, naive_get
@@ -121,8 +122,6 @@ class RefPipeline:
     """The same pipeline at another commit, in its own interpreter (two gpu_app cannot share one)."""
 
     def __init__(self, ref_dir: Path, quick: bool) -> None:
-        import os
-
         env = os.environ | {"PYTHONPATH": str(REPO)}
         command = [sys.executable, "-m", "bench.pipeline", "--ref-worker"] + (["--quick"] if quick else [])
         # cwd first on sys.path: `gpu_app` resolves to the snapshot, `bench` to this checkout.
@@ -342,10 +341,6 @@ def breakdown_pass(pipeline: Pipeline, images: Sequence[BenchImage]) -> dict[str
     return {"stages": stages, "cpu": thread_cpu, "faces": faces}
 
 
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 CPU_TOTAL = "CPU time of the pass, every thread (process)"
 CPU_MODEL = "  of which model calls (session.run's calling threads + onnxruntime's pool threads)"
 CPU_REST = "  of which everything else (decode, pre/post-processing, thumbnails, writes, index, people)"
@@ -397,12 +392,12 @@ def stage_breakdown(
     def later_cells(seconds: float | None) -> list[str]:  # the ref's CPU column, when there is one
         return ["", ms(seconds / n) if seconds is not None else "", ""] if before else []
 
-    before_cpu = [ms(before["cpu"][TOTAL] / n), ""] if before and "cpu" in before else ["", ""]
-    rows.append([CPU_TOTAL, "", ms(process_cpu / n), "", *(["", *before_cpu] if before else [])])
+    before_cpu = (before or {}).get("cpu", {})
+    rows.append([CPU_TOTAL, "", ms(process_cpu / n), "", *later_cells(before_cpu.get(TOTAL))])
     model_cpu = now["cpu"].get(CPU_MODEL)
     if model_cpu is not None:
-        before_model = before.get("cpu", {}).get(CPU_MODEL) if before else None
-        before_rest = before["cpu"][TOTAL] - before_model if before and before_model is not None else None
+        before_model = before_cpu.get(CPU_MODEL)
+        before_rest = before_cpu[TOTAL] - before_model if before_model is not None else None
         rows.append([CPU_MODEL, "", ms(model_cpu / n), "", *later_cells(before_model)])
         rows.append([CPU_REST, "", ms((process_cpu - model_cpu) / n), "", *later_cells(before_rest)])
     limit, limit_before = limit_of(now), limit_of(before)

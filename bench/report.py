@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 
-from bench.core import DASH, HEADINGS, REPO, TIMES, Ratio, SectionResult, model_pack
+from bench.core import DASH, HEADINGS, REPO, TIMES, Ratio, SectionResult, model_pack, usable_cores
 
 PACKAGES = (
     "onnxruntime",
@@ -101,7 +101,7 @@ def machine_info(mode: str, started: float, load_before: Sequence[float]) -> lis
         commit += f" + uncommitted: {shown}"
     root, pack = model_pack()
     cores = os.cpu_count() or 0
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    usable = usable_cores()
     load_after = os.getloadavg()
     return [
         ("date (UTC)", datetime.now(UTC).strftime("%Y-%m-%d %H:%M")),
